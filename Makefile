@@ -1,0 +1,39 @@
+# The two commands of the quick start: `make demo` and `make test`. Both set up .venv first when needed.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: setup demo demo-deblur test test-fast lint lock bench image clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock setup.py scripts/setup_env.sh
+	@bash scripts/setup_env.sh
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/gan-restore demo $(DEMO_ARGS)
+
+demo-deblur: $(STAMP)
+	$(VENV)/bin/gan-restore demo --task deblur $(DEMO_ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+# Re-resolve the pinned working set after editing requirements.in.
+lock: $(STAMP)
+	$(VENV)/bin/uv pip compile requirements.in --python-version 3.10 --quiet -o requirements.lock
+
+bench: $(STAMP)
+	$(PY) -m benchmarks.run_all
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,78 @@
+"""Export signatures: the SavedModel contract shared by the Trainer, the Evaluator and serving.
+
+`serving_default` (what TF Serving clients call)
+    inputs:  image_bytes  string [N]   encoded PNG/JPEG of any size (REST: {"b64": ...}; the `_bytes`
+                                       suffix is TF Serving's convention for binary strings)
+    outputs: image_bytes  string [N]   the restored image as PNG (scale x larger for SR)
+             height       int32  [N]
+             width        int32  [N]
+`restore` (float batches)
+    inputs:  images       float32 [N, H, W, 3] in [0, 1]
+    outputs: images       float32 [N, H*s, W*s, 3] in [0, 1]
+
+The generator is a Keras model mapping [0, 1] images to [0, 1] images. Inputs of any size are padded
+(reflect) to the generator's size multiple and the output cropped back: pad, never crop the input.
+The serving path never applies the training degradation: it takes an already degraded image.
+"""
+from __future__ import annotations
+
+import json
+
+import tensorflow as tf
+
+from models import images
+
+SERVING_INPUT = "image_bytes"
+FLOAT_SIGNATURE = "restore"
+
+
+class RestorationModule(tf.Module):
+    def __init__(self, generator, scale: int, size_multiple: int, config_json: str = "{}"):
+        super().__init__()
+        self.generator = generator
+        self.scale = int(scale)
+        self.size_multiple = int(size_multiple)
+        # Kept in the SavedModel so a served model says how it was made.
+        self.config_json = tf.Variable(config_json, trainable=False, dtype=tf.string)
+
+    def _restore(self, x):
+        h, w = tf.shape(x)[1], tf.shape(x)[2]
+        m = self.size_multiple
+        ph, pw = (-h) % m, (-w) % m
+        if m > 1:
+            # Reflect needs pad < size; symmetric covers tiny inputs too.
+            x = tf.pad(x, [[0, 0], [0, ph], [0, pw], [0, 0]], mode="SYMMETRIC")
+        y = tf.cast(self.generator(x, training=False), tf.float32)
+        y = y[:, : h * self.scale, : w * self.scale, :]
+        return tf.clip_by_value(y, 0.0, 1.0)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
+    def restore(self, images):
+        return {"images": self._restore(images)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=SERVING_INPUT)])
+    def serve_bytes(self, image_bytes):
+        def one(b):
+            x = images.tf_to_float(images.tf_decode_rgb8(b))[None]
+            y = images.tf_to_uint8(self._restore(x)[0])
+            return tf.io.encode_png(y), tf.shape(y)[0], tf.shape(y)[1]
+
+        png, height, width = tf.map_fn(
+            one, image_bytes,
+            fn_output_signature=(tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.int32),
+                                 tf.TensorSpec([], tf.int32)))
+        return {"image_bytes": png, "height": height, "width": width}
+
+
+def export_generator(generator, export_dir: str, config, size_multiple: int = 1) -> str:
+    """Write `generator` as a TF Serving-ready SavedModel to `export_dir`."""
+    module = RestorationModule(generator, config.scale, size_multiple, config.to_json())
+    tf.saved_model.save(
+        module, export_dir,
+        signatures={"serving_default": module.serve_bytes, FLOAT_SIGNATURE: module.restore})
+    return export_dir
+
+
+def load_config_json(saved_model) -> dict:
+    """The run configuration stored in an exported model (a loaded SavedModel object)."""
+    return json.loads(saved_model.config_json.numpy().decode())

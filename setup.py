@@ -1,0 +1,29 @@
+"""GAN image restoration (4x super-resolution and motion deblurring) on TensorFlow Extended."""
+from setuptools import setup
+
+setup(
+    name="gan-restoration",
+    version="0.1.0",
+    description="TFX pipeline that trains, gates and serves SRGAN / DeblurGAN models",
+    python_requires=">=3.10,<3.11",  # TFX 1.16 needs Python < 3.11 (see docs/DESIGN notes)
+    packages=["pipeline", "components", "models", "serving"],
+    package_data={"serving": ["deploy/*", "deploy/**/*"], "pipeline": ["*.pbtxt"]},
+    install_requires=[
+        "tfx==1.16.0",
+        "tensorflow==2.16.2",
+        "tf-keras==2.16.0",
+        "tensorflow-transform==1.16.0",
+        "tensorflow-model-analysis==0.47.1",
+        "tensorflow-serving-api==2.16.1",
+        "dill",  # tfx-bsl 1.16 imports it; recent Beam no longer depends on it
+        "pillow",
+        "numpy<2",
+        "tqdm",
+    ],
+    extras_require={
+        # Without the kfp extra the resolver picks an ancient kfp 1.x.
+        "kfp": ["tfx[kfp]==1.16.0"],
+        "dev": ["pytest", "pytest-timeout", "scikit-image", "ruff"],
+    },
+    entry_points={"console_scripts": ["gan-restore=pipeline.cli:main"]},
+)
