@@ -42,6 +42,14 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
+    """The run's Config from --preset/--task/--config/--set; a bad setting exits with a one-line error."""
+    try:
+        return _config_from_args(args)
+    except (KeyError, ValueError) as e:
+        raise SystemExit(f"gan-restore: configuration error: {e}") from None
+
+
+def _config_from_args(args: argparse.Namespace) -> Config:
     if args.config:
         with open(args.config) as f:
             cfg = Config.from_json(f.read())
