@@ -1,0 +1,475 @@
+"""Lays out a user's own CelebA or GOPRO download for the pipeline, checks the result, prints a summary.
+
+    python data/prepare_dataset.py celeba --images img_align_celeba.zip \\
+        --partition list_eval_partition.txt --out /data/celeba
+    python data/prepare_dataset.py gopro --source GOPRO_Large.zip --out /data/gopro
+    python data/prepare_dataset.py gopro --check-only --out /data/gopro     # check an existing layout
+
+Layouts written (what `data.layout` = celeba | gopro reads, with `data.root` = --out):
+    celeba: <out>/img_align_celeba/*.jpg and <out>/list_eval_partition.txt ("000001.jpg 0" per line;
+            0 train, 1 eval, 2 test)
+    gopro:  <out>/{train,test}/<scene>/{blur,sharp}/*.png (blur: the linear `blur` frames by default,
+            `--blur blur_gamma` for the gamma-corrected ones)
+
+Sources may be the zip archives as downloaded or their extracted folders (any nesting, e.g. Kaggle's
+img_align_celeba/img_align_celeba/ and list_eval_partition.csv). Files already in place with the same
+size are kept, so an interrupted run can be resumed. The check counts images, partition entries and
+pairs, and lists problems (missing partition entries, unpaired frames, size mismatches, empty or
+non-image files). Exit status: 0 done (problems are warnings), 1 problems found with --strict,
+2 wrong input (the message says what was expected).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import posixpath
+import re
+import shutil
+import sys
+import zipfile
+from dataclasses import dataclass, field
+
+CELEBA_IMAGES = "img_align_celeba"
+CELEBA_PARTITION = "list_eval_partition.txt"
+CELEBA_SPLITS = {0: "train", 1: "eval", 2: "test"}  # list_eval_partition codes, pipeline split names
+CELEBA_OFFICIAL = {"train": 162_770, "eval": 19_867, "test": 19_962}
+GOPRO_SPLITS = ("train", "test")
+GOPRO_OFFICIAL = {"train": (22, 2_103), "test": (11, 1_111)}  # (scenes, pairs) of GOPRO_Large
+GOPRO_FRAME = re.compile(r"(?:^|/)(train|test)/([^/]+)/(blur|blur_gamma|sharp)/([^/]+)$")
+SAFE_NAME = re.compile(r"^[\w][\w.+-]*$")  # file/scene names we write: no separators, no "..", no dotfiles
+MAGIC = {".jpg": (b"\xff\xd8\xff",), ".jpeg": (b"\xff\xd8\xff",), ".png": (b"\x89PNG\r\n\x1a\n",)}
+MODES = ("copy", "hardlink", "symlink")
+RUN_HINT = {"celeba": "srgan-celeba", "gopro": "deblurgan-gopro"}
+
+
+class LayoutError(Exception):
+    """The input is not what this dataset's layout expects (the message says what was expected)."""
+
+
+@dataclass
+class Summary:
+    dataset: str
+    root: str
+    counts: dict = field(default_factory=dict)
+    problems: dict = field(default_factory=dict)  # kind -> [detail, ...]
+    notes: list = field(default_factory=list)
+
+    def add(self, kind: str, detail: str) -> None:
+        self.problems.setdefault(kind, []).append(detail)
+
+    @property
+    def num_problems(self) -> int:
+        return sum(len(v) for v in self.problems.values())
+
+    def format(self, max_listed: int = 5) -> str:
+        lines = [f"{self.dataset} layout at {self.root}"]
+        lines += [f"  {k}: {v}" for k, v in self.counts.items()]
+        lines.append(f"  problems: {self.num_problems}")
+        for kind, details in sorted(self.problems.items()):
+            shown = ", ".join(details[:max_listed]) + (", ..." if len(details) > max_listed else "")
+            lines.append(f"    {kind} ({len(details)}): {shown}")
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+# -- sources: a folder or a zip archive, read the same way ---------------------------------------------
+
+
+class Source:
+    """Files of a folder or a zip archive as relative '/'-paths, copied out one by one.
+
+    Destination paths are always rebuilt from validated name parts, never from a member path, so a
+    hostile archive cannot write outside --out.
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self.zip = None
+        if os.path.isdir(path):
+            return
+        if not os.path.exists(path):
+            raise LayoutError(f"{path}: no such file or folder")
+        if not zipfile.is_zipfile(path):
+            raise LayoutError(f"{path}: neither a folder nor a zip archive")
+        self.zip = zipfile.ZipFile(path)
+
+    def names(self) -> list:
+        if self.zip is not None:
+            names = [i.filename for i in self.zip.infolist() if not i.is_dir()]
+        else:
+            names = []
+            for dirpath, dirnames, filenames in os.walk(self.path):
+                dirnames.sort()
+                rel = os.path.relpath(dirpath, self.path).replace(os.sep, "/")
+                names += [f if rel == "." else f"{rel}/{f}" for f in sorted(filenames)]
+        # macOS archive litter and hidden files are never data.
+        return [n for n in names if not n.startswith("__MACOSX/") and not posixpath.basename(n).startswith(".")]
+
+    def read_bytes(self, name: str) -> bytes:
+        if self.zip is not None:
+            return self.zip.read(name)
+        with open(os.path.join(self.path, name), "rb") as f:
+            return f.read()
+
+    def place(self, name: str, dest: str, mode: str) -> bool:
+        """Copy (or link) one file to dest; False when an identical-size file is already there."""
+        if self.zip is not None:
+            info = self.zip.getinfo(name)
+            if os.path.isfile(dest) and os.path.getsize(dest) == info.file_size:
+                return False
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            tmp = dest + ".part"
+            with self.zip.open(info) as src, open(tmp, "wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+            os.replace(tmp, dest)  # never leave a truncated file under the final name
+            return True
+        src = os.path.abspath(os.path.join(self.path, name))
+        if os.path.lexists(dest):
+            if os.path.exists(dest) and (os.path.samefile(src, dest) or
+                                         os.path.getsize(src) == os.path.getsize(dest)):
+                return False
+            os.remove(dest)
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        if mode == "symlink":
+            os.symlink(src, dest)
+        elif mode == "hardlink":
+            try:
+                os.link(src, dest)
+            except OSError as e:
+                raise LayoutError(f"cannot hard-link {src} -> {dest} ({e}); use --mode copy or symlink") from e
+        else:
+            tmp = dest + ".part"
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dest)
+        return True
+
+    def close(self) -> None:
+        if self.zip is not None:
+            self.zip.close()
+
+
+def _place_all(src: Source, jobs: list, mode: str, summary: Summary) -> None:
+    """jobs: (member name, destination path). Progress on stderr for the 200k-file CelebA case."""
+    written = 0
+    for i, (name, dest) in enumerate(jobs, 1):
+        written += src.place(name, dest, mode)
+        if i % 20_000 == 0:
+            print(f"  ... {i}/{len(jobs)} files", file=sys.stderr)
+    kept = len(jobs) - written
+    how = "extracted" if src.zip is not None else {"copy": "copied", "hardlink": "hard-linked",
+                                                     "symlink": "symlinked"}[mode]
+    summary.notes.insert(0, f"{written} files {how} from {src.path}" + (f", {kept} already in place" if kept else ""))
+    if src.zip is not None and mode != "copy":
+        summary.notes.append(f"--mode {mode} does not apply to a zip archive: its files were extracted")
+
+
+def _safe(part: str, what: str) -> str:
+    if not SAFE_NAME.match(part):
+        raise LayoutError(f"refusing {what} {part!r}: not a plain file or folder name")
+    return part
+
+
+def _check_image_file(path: str, decode: bool):
+    """None when the file looks like the image its extension says, else (kind, detail)."""
+    ext = os.path.splitext(path)[1].lower()
+    size = os.path.getsize(path)
+    if size == 0:
+        return "empty_file", "0 bytes"
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if not any(head.startswith(m) for m in MAGIC.get(ext, ())):
+        return "not_an_image", f"content is not {ext[1:].upper()}"
+    if decode:
+        from PIL import Image
+
+        try:
+            with Image.open(path) as im:
+                im.load()
+        except Exception as e:  # truncated or corrupt: exactly what --verify is for
+            return "undecodable", f"{type(e).__name__}: {e}"
+    return None
+
+
+def _check_files(root: str, rels: list, decode: bool, summary: Summary) -> set:
+    """Checks each file; returns the relative paths that failed."""
+    bad = set()
+    for rel in rels:
+        problem = _check_image_file(os.path.join(root, rel), decode)
+        if problem:
+            summary.add(problem[0], f"{rel} ({problem[1]})")
+            bad.add(rel)
+    return bad
+
+
+# -- CelebA ---------------------------------------------------------------------------------------------
+
+
+def parse_partition(text: str, origin: str) -> dict:
+    """list_eval_partition.txt ("000001.jpg 0") or Kaggle's .csv ("image_id,partition") -> {file: code}."""
+    rows = []
+    lines = text.splitlines()
+    if lines and lines[0].replace(" ", "").lower().startswith("image_id,"):
+        for n, row in enumerate(csv.reader(io.StringIO(text)), 1):
+            if n > 1 and row:
+                rows.append((n, row))
+    else:
+        rows = [(n, line.split()) for n, line in enumerate(lines, 1) if line.strip()]
+    if not rows:
+        raise LayoutError(f"{origin}: empty partition file")
+    partition = {}
+    for n, parts in rows:
+        if len(parts) != 2 or not parts[1].strip().isdigit() or int(parts[1]) not in CELEBA_SPLITS:
+            raise LayoutError(f"{origin}:{n}: expected '<image>.jpg <0|1|2>' as in CelebA's "
+                              f"{CELEBA_PARTITION}, got {' '.join(parts)!r}")
+        name, code = parts[0].strip(), int(parts[1])
+        if partition.get(name, code) != code:
+            raise LayoutError(f"{origin}:{n}: {name} is listed in two different splits")
+        partition[name] = code
+    return partition
+
+
+def _find_partition(names: list, src: Source, images: str, partition: str | None):
+    """(text, origin) of the partition file: --partition, else inside the source, else beside it."""
+    if partition:
+        if zipfile.is_zipfile(partition):
+            raise LayoutError(f"{partition}: expected the partition text file, got a zip archive")
+        with open(partition, encoding="utf-8", errors="replace") as f:
+            return f.read(), partition
+    wanted = {CELEBA_PARTITION, "list_eval_partition.csv"}
+    for name in names:
+        if posixpath.basename(name) in wanted:
+            return src.read_bytes(name).decode("utf-8", "replace"), f"{images}:{name}"
+    near = os.path.dirname(os.path.abspath(images))
+    for folder in (near, os.path.dirname(near)):
+        for base in sorted(wanted, reverse=True):  # .txt before .csv
+            path = os.path.join(folder, base)
+            if os.path.isfile(path):
+                with open(path, encoding="utf-8", errors="replace") as f:
+                    return f.read(), path
+    return None, None
+
+
+def layout_celeba(images: str, out: str, partition: str | None = None, mode: str = "copy",
+                  require_partition: bool = True, decode: bool = False) -> Summary:
+    """img_align_celeba.zip (or its folder) [+ list_eval_partition.txt] -> <out>/img_align_celeba/ + partition."""
+    src = Source(images)
+    try:
+        names = src.names()
+        jpgs = [n for n in names if n.lower().endswith((".jpg", ".jpeg"))]
+        if not jpgs:
+            raise LayoutError(f"{images}: no .jpg images found; expected img_align_celeba.zip or its "
+                              "extracted folder (aligned & cropped 178x218 JPEGs)")
+        by_name = {}
+        for n in jpgs:
+            base = _safe(posixpath.basename(n), "image name")
+            if base in by_name:
+                raise LayoutError(f"{images}: {base} appears twice ({by_name[base]} and {n}); "
+                                  "point --images at one copy of the images")
+            by_name[base] = n
+        text, origin = _find_partition(names, src, images, partition)
+        if text is None and require_partition:
+            raise LayoutError(f"no {CELEBA_PARTITION} given or found in/next to {images}; pass --partition "
+                              "(CelebA's Eval/list_eval_partition.txt), or --no-partition to split by hash")
+        parsed = parse_partition(text, origin) if text is not None else None
+        summary = Summary("celeba", out)
+        img_dir = os.path.join(out, CELEBA_IMAGES)
+        _place_all(src, [(n, os.path.join(img_dir, base)) for base, n in sorted(by_name.items())], mode, summary)
+    finally:
+        src.close()
+    if parsed is not None:
+        with open(os.path.join(out, CELEBA_PARTITION), "w", encoding="utf-8") as f:
+            f.writelines(f"{name} {code}\n" for name, code in sorted(parsed.items()))
+    checked = check_celeba(out, decode=decode)
+    checked.notes = summary.notes + checked.notes
+    return checked
+
+
+def check_celeba(root: str, decode: bool = False) -> Summary:
+    img_dir = os.path.join(root, CELEBA_IMAGES)
+    if not os.path.isdir(img_dir):
+        raise LayoutError(f"{root}: no {CELEBA_IMAGES}/ folder; expected {root}/{CELEBA_IMAGES}/*.jpg "
+                          f"(+ {CELEBA_PARTITION}); lay it out with `prepare_dataset.py celeba`")
+    summary = Summary("celeba", root)
+    files = sorted(os.listdir(img_dir))
+    images = [f for f in files if f.lower().endswith((".jpg", ".jpeg"))]
+    for f in files:
+        if f not in images:
+            summary.add("unexpected_file", f"{CELEBA_IMAGES}/{f}")
+    if not images:
+        raise LayoutError(f"{img_dir}: no .jpg images")
+    bad = _check_files(img_dir, images, decode, summary)
+    summary.counts["images"] = len(images)
+    part_path = os.path.join(root, CELEBA_PARTITION)
+    if not os.path.isfile(part_path):
+        summary.add("no_partition_file", f"{CELEBA_PARTITION} absent: splits will be by hash of the id")
+        return summary
+    with open(part_path, encoding="utf-8", errors="replace") as f:
+        partition = parse_partition(f.read(), part_path)
+    summary.counts["partition entries"] = len(partition)
+    per_split = dict.fromkeys(CELEBA_SPLITS.values(), 0)
+    for name in images:
+        if name in partition:
+            if name not in bad:
+                per_split[CELEBA_SPLITS[partition[name]]] += 1
+        else:
+            summary.add("missing_partition_entry", name)
+    summary.counts["usable images per split"] = " / ".join(f"{k} {v}" for k, v in per_split.items())
+    absent = sorted(set(partition) - set(images))
+    if absent:
+        # Normal for a partial download; listed so a truncated extraction does not go unnoticed.
+        summary.add("partition_entry_without_image", f"{len(absent)} entries, e.g. {absent[0]}")
+    if per_split == CELEBA_OFFICIAL:
+        summary.notes.append("split sizes match the official CelebA partition")
+    else:
+        summary.notes.append("a subset of CelebA (official: " +
+                             " / ".join(f"{k} {v}" for k, v in CELEBA_OFFICIAL.items()) + ")")
+    return summary
+
+
+# -- GOPRO ----------------------------------------------------------------------------------------------
+
+
+def layout_gopro(source: str, out: str, blur: str = "blur", mode: str = "copy", decode: bool = False) -> Summary:
+    """GOPRO_Large.zip (or its folder) -> <out>/{train,test}/<scene>/{blur,sharp}/*.png."""
+    if blur not in ("blur", "blur_gamma"):
+        raise LayoutError(f"--blur must be blur or blur_gamma, got {blur!r}")
+    src = Source(source)
+    try:
+        jobs, dests, skipped = [], {}, 0
+        for name in src.names():
+            m = GOPRO_FRAME.search(name)
+            if not m or m.group(3) not in (blur, "sharp"):
+                continue
+            split, scene, kind, frame = m.groups()
+            if not frame.lower().endswith(".png"):
+                skipped += 1
+                continue
+            dest = os.path.join(out, split, _safe(scene, "scene name"), "blur" if kind == blur else "sharp",
+                                _safe(frame, "frame name"))
+            if dest in dests:
+                raise LayoutError(f"{source}: {name} and {dests[dest]} would both become {dest}; "
+                                  "the source holds two copies of GOPRO: point --source at one")
+            dests[dest] = name
+            jobs.append((name, dest))
+        if not jobs:
+            raise LayoutError(f"{source}: no {{train,test}}/<scene>/{{{blur},sharp}}/*.png frames found; expected "
+                              "GOPRO_Large.zip or its extracted folder (GOPRO_Large/train/GOPR0372_07_00/...)")
+        summary = Summary("gopro", out)
+        _place_all(src, jobs, mode, summary)
+        if skipped:
+            summary.notes.append(f"{skipped} non-PNG files in blur/sharp folders were not copied")
+        if blur != "blur":
+            summary.notes.append(f"blur/ holds the {blur} frames")
+    finally:
+        src.close()
+    checked = check_gopro(out, decode=decode)
+    checked.notes = summary.notes + checked.notes
+    return checked
+
+
+def check_gopro(root: str, decode: bool = False) -> Summary:
+    from PIL import Image
+
+    splits = [s for s in GOPRO_SPLITS if os.path.isdir(os.path.join(root, s))]
+    if not splits:
+        raise LayoutError(f"{root}: no train/ or test/ folder; expected {root}/{{train,test}}/<scene>/"
+                          "{blur,sharp}/*.png; lay it out with `prepare_dataset.py gopro`")
+    summary = Summary("gopro", root)
+    for split in GOPRO_SPLITS:
+        if split not in splits:
+            summary.add("missing_split", f"{split}/ (the pipeline needs train/ and test/ (eval))")
+            continue
+        scenes = sorted(d for d in os.listdir(os.path.join(root, split))
+                        if os.path.isdir(os.path.join(root, split, d)))
+        pairs = 0
+        for scene in scenes:
+            rel = f"{split}/{scene}"
+            frames = {}
+            for kind in ("blur", "sharp"):
+                folder = os.path.join(root, split, scene, kind)
+                if not os.path.isdir(folder):
+                    summary.add("missing_folder", f"{rel}/{kind}/")
+                frames[kind] = set(os.listdir(folder)) if os.path.isdir(folder) else set()
+            for kind, other in (("blur", "sharp"), ("sharp", "blur")):
+                for f in sorted(frames[kind] - frames[other]):
+                    summary.add("unpaired_frame", f"{rel}/{kind}/{f}")
+            paired = sorted(frames["blur"] & frames["sharp"])
+            rels = [f"{rel}/{kind}/{f}" for f in paired for kind in ("blur", "sharp")]
+            bad = _check_files(root, rels, decode, summary)
+            for f in paired:
+                if f"{rel}/blur/{f}" in bad or f"{rel}/sharp/{f}" in bad:
+                    continue
+                with Image.open(os.path.join(root, rel, "blur", f)) as b, \
+                        Image.open(os.path.join(root, rel, "sharp", f)) as s:
+                    if b.size != s.size:
+                        summary.add("size_mismatch", f"{rel}/{{blur,sharp}}/{f} ({b.size} vs {s.size})")
+                        continue
+                pairs += 1
+        summary.counts[f"{split} scenes"] = len(scenes)
+        summary.counts[f"{split} pairs"] = pairs
+    got = {s: (summary.counts.get(f"{s} scenes"), summary.counts.get(f"{s} pairs")) for s in GOPRO_SPLITS}
+    if got == GOPRO_OFFICIAL:
+        summary.notes.append("scene and pair counts match GOPRO_Large")
+    else:
+        summary.notes.append("a subset of GOPRO_Large (official: " +
+                             ", ".join(f"{s} {n} scenes / {p} pairs" for s, (n, p) in GOPRO_OFFICIAL.items()) + ")")
+    return summary
+
+
+# -- command line ---------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="prepare_dataset.py", description=__doc__.split("\n\n")[0],
+                                epilog=__doc__.split("\n\n", 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="dataset", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--out", required=True, help="the data root to write (config key data.root)")
+    common.add_argument("--mode", choices=MODES, default="copy",
+                        help="how files get from an extracted folder into --out (zip archives are extracted)")
+    common.add_argument("--check-only", action="store_true", help="only check an existing layout at --out")
+    common.add_argument("--verify", action="store_true", help="also decode every image (slow on the full sets)")
+    common.add_argument("--strict", action="store_true", help="exit 1 when the check finds any problem")
+    c = sub.add_parser("celeba", parents=[common], help="CelebA aligned faces (SRGAN preset srgan-celeba)")
+    c.add_argument("--images", help="img_align_celeba.zip or its extracted folder")
+    c.add_argument("--partition", help="list_eval_partition.txt (or .csv); default: found in or beside --images")
+    c.add_argument("--no-partition", action="store_true", help="no partition file: the pipeline splits by hash")
+    g = sub.add_parser("gopro", parents=[common], help="GOPRO_Large pairs (DeblurGAN preset deblurgan-gopro)")
+    g.add_argument("--source", help="GOPRO_Large.zip or its extracted folder")
+    g.add_argument("--blur", choices=("blur", "blur_gamma"), default="blur",
+                   help="which blurred frames become blur/ (DeepDeblur ships linear and gamma-corrected ones)")
+    return p
+
+
+def run(args: argparse.Namespace) -> Summary:
+    if args.dataset == "celeba":
+        if args.check_only:
+            return check_celeba(args.out, decode=args.verify)
+        if not args.images:
+            raise LayoutError("celeba needs --images (img_align_celeba.zip or its folder), or --check-only")
+        return layout_celeba(args.images, args.out, partition=args.partition, mode=args.mode,
+                             require_partition=not args.no_partition, decode=args.verify)
+    if args.check_only:
+        return check_gopro(args.out, decode=args.verify)
+    if not args.source:
+        raise LayoutError("gopro needs --source (GOPRO_Large.zip or its folder), or --check-only")
+    return layout_gopro(args.source, args.out, blur=args.blur, mode=args.mode, decode=args.verify)
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        summary = run(args)
+    except LayoutError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(summary.format())
+    print(f"run it: gan-restore run --preset {RUN_HINT[args.dataset]} --set data.root={os.path.abspath(args.out)}")
+    return 1 if args.strict and summary.num_problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
