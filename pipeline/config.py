@@ -144,6 +144,10 @@ class ServingConfig:
 class KubeflowConfig:
     image: str = "ghcr.io/example/gan-restoration:0.1.0"
     pipeline_root: str = "gs://your-bucket/gan-restoration"
+    # The cluster's data and serving locations (object storage, like pipeline_root). Empty: the
+    # image folders under <pipeline_root>/data, pushed models under <pipeline_root>/serving.
+    data_root: str = ""
+    serving_base: str = ""
     output_file: str = ""  # default: <name>.yaml
     trainer_gpus: int = 1
     trainer_cpu: float = 8.0
