@@ -35,5 +35,11 @@ lock: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks.run_all
 
+# The pipeline's container image (docker/Dockerfile) for Kubeflow Pipelines; IMAGE defaults to
+# kubeflow.image of the config. Needs a Docker engine; push it where the cluster can pull from.
+IMAGE ?= $(shell $(PY) -c 'from pipeline.config import preset; print(preset("tiny").kubeflow.image)')
+image: $(STAMP)
+	docker build -f docker/Dockerfile -t $(IMAGE) .
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
