@@ -1,0 +1,362 @@
+"""ImageExampleGen: layouts, splits, bad-file handling, counters; real Beam and a real BeamDagRunner run.
+
+Images are real (../shared/data faces, Set5, GoPro pairs) copied into tmp folders, with the bad and
+odd files crafted next to them.
+"""
+import glob
+import io
+import logging
+import os
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+from tfx.types import artifact_utils
+
+from components import image_scan
+from components.image_example_gen import NAMESPACE, Executor, ImageExampleGen, make_custom_config
+from models import images
+from pipeline.config import preset
+
+pytestmark = pytest.mark.shared_data
+
+MAX_PIXELS = 600_000  # above Set5 baby (512x512), below the crafted 2000x2000 header
+
+
+# -- crafting files ---------------------------------------------------------------------------------
+
+
+def png_bytes(width, height, bit_depth, color_type, raw_rows: bytes) -> bytes:
+    """A PNG written chunk by chunk: for 16-bit RGB (PIL cannot write it) and lying headers."""
+    def chunk(tag, data):
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw_rows))
+            + chunk(b"IEND", b""))
+
+
+def png16_rgb(rgb8: np.ndarray) -> bytes:
+    """16-bit RGB PNG whose top 8 bits are `rgb8` (each row: filter byte 0, big-endian samples)."""
+    h, w, _ = rgb8.shape
+    samples = (rgb8.astype(">u2") * 257).reshape(h, w * 3).tobytes()
+    row = w * 6
+    raw = b"".join(b"\x00" + samples[i * row:(i + 1) * row] for i in range(h))
+    return png_bytes(w, h, 16, 2, raw)
+
+
+def bomb_png(side: int) -> bytes:
+    """A few hundred bytes whose header declares side x side RGB pixels (only one row of data)."""
+    return png_bytes(side, side, 8, 2, b"\x00" + bytes(3 * side))
+
+
+def save(path, data: bytes):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def pil_bytes(im: Image.Image, fmt="PNG") -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+# -- running the executor and reading its output -----------------------------------------------------
+
+
+def run_executor(cfg, out_dir):
+    """Executor.Do on a fresh Examples artifact, as the TFX launcher calls it (real Beam, in memory)."""
+    from tfx.components.example_gen import utils
+    from tfx.dsl.components.base.base_beam_executor import BaseBeamExecutor
+    from tfx.proto import example_gen_pb2
+    from tfx.types import standard_artifacts
+    from tfx.utils import proto_utils
+
+    examples = standard_artifacts.Examples()
+    examples.uri = str(out_dir)
+    exec_properties = {
+        "input_base": cfg.data.root,
+        "input_config": proto_utils.proto_to_json(utils.make_default_input_config()),
+        "output_config": proto_utils.proto_to_json(example_gen_pb2.Output()),
+        "custom_config": proto_utils.proto_to_json(make_custom_config(cfg)),
+        "output_data_format": example_gen_pb2.FORMAT_TF_EXAMPLE,
+        "output_file_format": example_gen_pb2.FORMAT_TFRECORDS_GZIP,
+    }
+    executor = Executor(BaseBeamExecutor.Context(beam_pipeline_args=[]))
+    executor.Do({}, {"examples": [examples]}, exec_properties)
+    return examples
+
+
+def read_split(uri, split):
+    """{id: feature dict} of one output split, read with tf.data from Split-<name>/*.gz."""
+    files = glob.glob(os.path.join(uri, f"Split-{split}", "*.gz"))
+    assert files, f"no TFRecord files in Split-{split}"
+    out = {}
+    for rec in tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator():
+        ex = tf.train.Example.FromString(rec)
+        feats = {}
+        for k, f in ex.features.feature.items():
+            kind = f.WhichOneof("kind")
+            assert kind in ("bytes_list", "int64_list"), f"{k} is {kind}: encoded bytes and ints only"
+            values = list(getattr(f, kind).value)
+            assert len(values) == 1, k
+            feats[k] = values[0]
+        out[feats["id"].decode()] = feats
+    return out
+
+
+def read_rejects(uri):
+    with open(os.path.join(uri, image_scan.REJECTS_FILE)) as f:
+        return {r.path: r.reason for r in image_scan.parse_rejects(f.read())}
+
+
+def assert_stored_as(feats, source: bytes, converted: bool):
+    """8-bit RGB PNG/JPEG are kept byte for byte; other modes become a PNG of exactly `to_rgb8`'s
+    pixels. Either way the stored image decodes with TF, as Transform will, at the stated size."""
+    decoded = images.tf_decode_rgb8(feats["image"]).numpy()
+    assert decoded.shape == (feats["height"], feats["width"], 3)
+    if converted:
+        assert feats["image"].startswith(b"\x89PNG")
+        np.testing.assert_array_equal(decoded, images.read_rgb8(source))
+    else:
+        assert feats["image"] == source
+
+
+# -- unit level: listing and checks without Beam ----------------------------------------------------
+
+
+def test_hash_split_is_deterministic_and_follows_ratio():
+    ids = [f"img_align_celeba/{i:06d}" for i in range(2000)]
+    first = [image_scan.hash_split(i, 0.8) for i in ids]
+    assert first == [image_scan.hash_split(i, 0.8) for i in ids]
+    assert 0.76 < first.count("train") / len(ids) < 0.84
+    assert {image_scan.hash_split(i, 0.5) for i in ids} == {"train", "eval"}
+
+
+def test_partition_file_parsing_rejects_malformed_lines():
+    assert image_scan.read_partition("000001.jpg 0\n\n000002.jpg 1\n000003.jpg 2\n") == {
+        "000001.jpg": "train", "000002.jpg": "eval", "000003.jpg": "test"}
+    with pytest.raises(ValueError, match=r"list_eval_partition.txt:2"):
+        image_scan.read_partition("000001.jpg 0\n000002.jpg 3\n")
+
+
+def test_check_image_reasons_from_bytes(shared_data):
+    good = open(os.path.join(shared_data, "Set5", "butterfly.png"), "rb").read()
+    corrupt = bytearray(good)
+    corrupt[len(good) // 2:len(good) // 2 + 200] = bytes(200)
+    cases = {
+        "empty": b"",
+        "not_image": b"id\tsplit\n1\t0\n",
+        "corrupt": bytes(corrupt),
+        "truncated": good[:len(good) // 2],
+        "too_small": pil_bytes(Image.new("RGB", (40, 80))),
+        "too_large": bomb_png(2000),
+    }
+    for reason, data in cases.items():
+        with pytest.raises(image_scan.Rejected) as e:
+            image_scan.check_image(data, min_size=64, max_pixels=MAX_PIXELS)
+        assert e.value.reason == reason, (reason, e.value)
+    # Far beyond PIL's own decompression-bomb limit: rejected from the header, still too_large.
+    with pytest.raises(image_scan.Rejected, match="too_large"):
+        image_scan.check_image(bomb_png(100_000), min_size=64, max_pixels=10**12)
+    kept = image_scan.check_image(good, min_size=64, max_pixels=MAX_PIXELS)
+    assert kept.data is good and not kept.converted and (kept.height, kept.width) == (256, 256)
+
+
+# -- layouts through the Beam executor ----------------------------------------------------------------
+
+
+@pytest.fixture()
+def messy_folder(tmp_path, shared_data):
+    """Good images (JPEG faces, Set5 PNGs in a sub-folder, grey/RGBA/palette/16-bit conversions) and
+    one file of every bad kind. Returns (root, {id: source bytes}, {relative path: reason})."""
+    root = tmp_path / "images"
+    faces = sorted(glob.glob(os.path.join(shared_data, "faces", "*.jpg")))[:4]
+    set5 = [os.path.join(shared_data, "Set5", n) for n in ("baby.png", "bird.png", "head.png")]
+    expected = {}
+    for p in faces:
+        save(root / os.path.basename(p), open(p, "rb").read())
+        expected[os.path.splitext(os.path.basename(p))[0]] = open(p, "rb").read()
+    for p in set5:
+        dst = root / "set5" / os.path.basename(p)
+        save(dst, open(p, "rb").read())
+        expected["set5/" + os.path.splitext(os.path.basename(p))[0]] = open(p, "rb").read()
+
+    face = Image.open(faces[0])
+    bird = images.read_rgb8(set5[1])
+    odd = {
+        "odd/grey.png": pil_bytes(face.convert("L")),
+        "odd/palette.png": pil_bytes(face.convert("P", palette=Image.ADAPTIVE)),
+        "odd/grey16.png": pil_bytes(Image.fromarray(np.asarray(face.convert("L"), np.uint16) * 257)),
+        "odd/rgb16.png": png16_rgb(bird),
+    }
+    # A graded alpha: composited over white, so not the raw colour values.
+    rgba = Image.fromarray(bird).convert("RGBA")
+    rgba.putalpha(Image.fromarray(np.tile(np.linspace(0, 255, 288).astype(np.uint8), (288, 1))))
+    odd["odd/rgba.png"] = pil_bytes(rgba)
+    for rel, data in odd.items():
+        save(root / rel, data)
+        expected[rel[:-4]] = data
+    assert not np.array_equal(images.read_rgb8(odd["odd/rgba.png"]), bird)
+    np.testing.assert_array_equal(images.read_rgb8(odd["odd/rgb16.png"]), bird)  # 16 -> 8 bits: the top byte
+
+    good_png = open(set5[2], "rb").read()
+    corrupt = bytearray(good_png)
+    corrupt[len(corrupt) // 2:len(corrupt) // 2 + 300] = bytes(300)
+    bad = {
+        "bad/corrupt.png": (bytes(corrupt), "corrupt"),
+        "bad/truncated.jpg": (open(faces[1], "rb").read()[:3000], "truncated"),
+        "bad/empty.png": (b"", "empty"),
+        "bad/notes.txt": (b"these are not pixels\n", "not_image"),
+        "bad/small.png": (pil_bytes(Image.fromarray(bird[:48, :48])), "too_small"),
+        "bad/bomb.png": (bomb_png(2000), "too_large"),
+        "bad/dup.png": (good_png, "duplicate_id"),  # bad/dup.jpg (below) owns the id "bad/dup"
+    }
+    for rel, (data, _) in bad.items():
+        save(root / rel, data)
+    save(root / "bad/dup.jpg", open(faces[2], "rb").read())
+    expected["bad/dup"] = open(faces[2], "rb").read()
+    save(root / ".hidden/ignored.png", good_png)  # hidden folders are not part of the data
+    return str(root), expected, {rel: reason for rel, (_, reason) in bad.items()}
+
+
+def test_folder_layout_keeps_every_good_image_and_lists_every_bad_one(messy_folder, tmp_path, caplog):
+    root, expected, bad = messy_folder
+    cfg = preset("tiny").override({"data.root": root, "data.layout": "folder", "data.max_pixels": MAX_PIXELS})
+    with caplog.at_level(logging.INFO):
+        examples = run_executor(cfg, tmp_path / "out")
+
+    splits = {s: read_split(examples.uri, s) for s in ("train", "eval")}
+    assert artifact_utils.decode_split_names(examples.split_names) == ["train", "eval"]
+    got = {**splits["train"], **splits["eval"]}
+    assert sorted(got) == sorted(expected)
+    for split, exs in splits.items():
+        for i, feats in exs.items():
+            assert image_scan.hash_split(i, cfg.data.train_ratio) == split
+            assert set(feats) == {"id", "image", "height", "width", "scene"}
+            assert feats["scene"].decode() == os.path.dirname(i)
+            assert_stored_as(feats, expected[i], converted=i.startswith("odd/"))
+
+    assert read_rejects(examples.uri) == bad
+    # Counters are Beam's, read back from the PipelineResult onto the artifact, and logged.
+    counts = {k: examples.get_int_custom_property(k) for k in ["accepted", "converted"]
+              + [f"rejected_{r}" for r in set(bad.values())]}
+    assert counts == {"accepted": len(expected), "converted": 5, **{f"rejected_{r}": 1 for r in bad.values()}}
+    logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"{NAMESPACE} summary")]
+    assert f"{NAMESPACE} summary: rejected_corrupt = 1" in logged and f"{NAMESPACE} summary: accepted = 13" in logged
+
+
+def test_celeba_layout_splits_as_the_partition_file_says(shared_data, tmp_path):
+    root = tmp_path / "celeba"
+    faces = sorted(glob.glob(os.path.join(shared_data, "faces", "*.jpg")))[:13]
+    for f in faces:
+        save(root / "img_align_celeba" / os.path.basename(f), open(f, "rb").read())
+    names = [os.path.basename(f) for f in faces]
+    want = {n: ("train" if i < 6 else "eval" if i < 10 else "test") for i, n in enumerate(names[:12])}
+    code = {"train": 0, "eval": 1, "test": 2}
+    # names[12] is not listed (rejected); 999999.jpg is listed but absent (ignored).
+    (root / "list_eval_partition.txt").write_text(
+        "".join(f"{n} {code[s]}\n" for n, s in want.items()) + "999999.jpg 0\n")
+    cfg = preset("srgan-celeba").override({"data.root": str(root)})
+
+    examples = run_executor(cfg, tmp_path / "out")
+
+    got = {s: read_split(examples.uri, s) for s in ("train", "eval", "test")}
+    for split, exs in got.items():
+        assert sorted(exs) == sorted(f"img_align_celeba/{n[:-4]}" for n, s in want.items() if s == split)
+        for feats in exs.values():
+            assert feats["scene"] == b"img_align_celeba" and (feats["height"], feats["width"]) == (218, 178)
+    assert read_rejects(examples.uri) == {f"img_align_celeba/{names[12]}": "unpartitioned"}
+    assert examples.get_int_custom_property("rejected_unpartitioned") == 1
+
+
+def test_gopro_layout_pairs_blur_and_sharp_by_scene_and_name(shared_data, tmp_path):
+    root = tmp_path / "gopro"
+    frames = {}  # id -> (sharp PNG bytes, blur PNG bytes), downscaled 1280x720 -> 320x180
+    for split_dir, scene in (("train", "GOPR0384_11_00"), ("test", "GOPR0396_11_00")):
+        for kind in ("blur", "sharp"):
+            src = Image.open(os.path.join(shared_data, "GoPro", kind, f"{scene}-000001.png"))
+            data = pil_bytes(src.resize((320, 180), Image.BICUBIC))
+            save(root / split_dir / scene / kind / "000001.png", data)
+            frames.setdefault(f"{scene}/000001", {})[kind] = data
+    # The same frames under the swapped name: pairing must follow names, not listing order.
+    a, b = frames["GOPR0384_11_00/000001"], frames["GOPR0396_11_00/000001"]
+    save(root / "train/GOPR0384_11_00/blur/000002.png", b["blur"])
+    save(root / "train/GOPR0384_11_00/sharp/000002.png", b["sharp"])
+    frames["GOPR0384_11_00/000002"] = b
+    save(root / "train/GOPR0384_11_00/blur/000003.png", a["blur"])  # no sharp frame
+    save(root / "test/GOPR0396_11_00/sharp/000004.png", a["sharp"])  # no blur frame
+    half = pil_bytes(Image.open(io.BytesIO(a["blur"])).crop((0, 0, 160, 90)))
+    save(root / "test/GOPR0396_11_00/blur/000005.png", half)
+    save(root / "test/GOPR0396_11_00/sharp/000005.png", a["sharp"])  # sizes differ
+    save(root / "train/GOPR0384_11_00/blur_gamma/000001.png", a["blur"])  # GOPRO_Large extra: ignored
+    cfg = preset("deblurgan-gopro").override({"data.root": str(root), "data.crop_size": 64})
+
+    examples = run_executor(cfg, tmp_path / "out")
+
+    got = {s: read_split(examples.uri, s) for s in ("train", "eval")}
+    assert sorted(got["train"]) == ["GOPR0384_11_00/000001", "GOPR0384_11_00/000002"]
+    assert sorted(got["eval"]) == ["GOPR0396_11_00/000001"]
+    for exs in got.values():
+        for i, feats in exs.items():
+            assert feats["image"] == frames[i]["sharp"] and feats["blur"] == frames[i]["blur"]
+            assert feats["scene"].decode() == i.split("/")[0] and (feats["height"], feats["width"]) == (180, 320)
+    assert read_rejects(examples.uri) == {
+        "train/GOPR0384_11_00/blur/000003.png": "unpaired",
+        "test/GOPR0396_11_00/sharp/000004.png": "unpaired",
+        "test/GOPR0396_11_00/blur/000005.png": "size_mismatch",
+    }
+    assert examples.get_int_custom_property("rejected_unpaired") == 2
+
+
+def test_layout_errors_are_clear(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no img_align_celeba/"):
+        image_scan.scan(str(tmp_path), "celeba", 0.8)
+    with pytest.raises(FileNotFoundError, match="neither train/ nor test/"):
+        image_scan.scan(str(tmp_path), "gopro", 0.8)
+    with pytest.raises(ValueError, match="no image files found"):
+        image_scan.scan(str(tmp_path), "folder", 0.8)
+    with pytest.raises(FileNotFoundError, match="is not a directory"):
+        image_scan.scan(str(tmp_path / "absent"), "folder", 0.8)
+
+
+# -- the component in a real TFX pipeline -------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_component_runs_in_beam_dag_runner_and_caches_on_the_whole_tree(shared_data, tmp_path):
+    from ml_metadata.metadata_store import metadata_store
+    from tfx.orchestration import metadata, pipeline
+    from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
+
+    root = tmp_path / "data"
+    for f in sorted(glob.glob(os.path.join(shared_data, "faces", "*.jpg")))[:5]:
+        save(root / "sub" / "deeper" / os.path.basename(f), open(f, "rb").read())
+    save(root / "readme.txt", b"not an image\n")
+    cfg = preset("tiny").override({"data.root": str(root), "run_root": str(tmp_path / "runs")})
+    conn = metadata.sqlite_metadata_connection_config(cfg.metadata_path)
+
+    def run():
+        BeamDagRunner().run(pipeline.Pipeline(
+            pipeline_name=cfg.pipeline_name, pipeline_root=cfg.pipeline_root,
+            components=[ImageExampleGen(config=cfg)], enable_cache=True,
+            metadata_connection_config=conn, beam_pipeline_args=[]))
+        return metadata_store.MetadataStore(conn).get_artifacts_by_type("Examples")
+
+    first = run()
+    assert len(first) == 1
+    art = first[0]
+    assert art.custom_properties["accepted"].int_value == 5
+    assert art.custom_properties["rejected_not_image"].int_value == 1
+    assert "num_files:6" in art.custom_properties["input_fingerprint"].string_value
+    assert read_rejects(art.uri) == {"readme.txt": "not_image"}
+    n = sum(len(read_split(art.uri, s)) for s in ("train", "eval"))
+    assert n == 5
+
+    assert len(run()) == 1  # unchanged data: the cached execution is reused
+    save(root / "sub" / "deeper" / "extra.png", open(os.path.join(shared_data, "Set5", "bird.png"), "rb").read())
+    after = run()  # an image added two levels down invalidates the cache
+    assert len(after) == 2 and after[-1].custom_properties["accepted"].int_value == 6
