@@ -1,0 +1,115 @@
+"""TF Serving's gRPC API over a ModelStore: PredictionService (Predict, GetModelMetadata) and
+ModelService (GetModelStatus), with the official tensorflow-serving-api protos."""
+from __future__ import annotations
+
+from concurrent import futures
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+
+from serving.errors import invalid, not_found
+from serving.model_store import ModelStore
+from serving.request_log import RequestRecord
+
+_STATE = get_model_status_pb2.ModelVersionStatus.State
+
+
+def requested_version(model_spec) -> int | None:
+    which = model_spec.WhichOneof("version_choice")
+    if which == "version_label":
+        raise not_found(f"version label {model_spec.version_label!r} is not configured on this server")
+    return model_spec.version.value if which == "version" else None
+
+
+def to_ndarray(name: str, proto) -> np.ndarray:
+    try:
+        return tf.make_ndarray(proto)
+    except Exception as e:
+        raise invalid(f"input {name!r} is not a valid TensorProto: {e}") from None
+
+
+def fill_signature_def_metadata(response, servable) -> None:
+    sig_map = get_model_metadata_pb2.SignatureDefMap()
+    for k, v in servable.signature_defs.items():
+        sig_map.signature_def[k].CopyFrom(v)
+    response.metadata["signature_def"].Pack(sig_map)
+
+
+class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
+    def __init__(self, store: ModelStore):
+        self.store = store
+
+    def Predict(self, request, context):
+        with RequestRecord("grpc", "Predict", request.model_spec.name) as rec:
+            servable = self.store.get(request.model_spec.name, requested_version(request.model_spec))
+            rec.version = servable.version
+            inputs = {k: to_ndarray(k, v) for k, v in request.inputs.items()}
+            outputs = servable.predict(request.model_spec.signature_name, inputs)
+            wanted = list(request.output_filter) or list(outputs)
+            unknown = sorted(set(wanted) - set(outputs))
+            if unknown:
+                raise invalid(f"output_filter names unknown outputs {unknown}; outputs: {sorted(outputs)}")
+            response = predict_pb2.PredictResponse()
+            response.model_spec.name = servable.name
+            response.model_spec.version.value = servable.version
+            response.model_spec.signature_name = request.model_spec.signature_name or "serving_default"
+            for k in wanted:
+                response.outputs[k].CopyFrom(tf.make_tensor_proto(outputs[k]))
+            return response
+        context.abort(rec.error.code, rec.error.message)
+
+    def GetModelMetadata(self, request, context):
+        with RequestRecord("grpc", "GetModelMetadata", request.model_spec.name) as rec:
+            fields = set(request.metadata_field)
+            if fields != {"signature_def"}:
+                raise invalid(f"metadata_field must be ['signature_def'] (the only one TF Serving supports), "
+                              f"got {sorted(fields)}")
+            servable = self.store.get(request.model_spec.name, requested_version(request.model_spec))
+            rec.version = servable.version
+            response = get_model_metadata_pb2.GetModelMetadataResponse()
+            response.model_spec.name = servable.name
+            response.model_spec.version.value = servable.version
+            fill_signature_def_metadata(response, servable)
+            return response
+        context.abort(rec.error.code, rec.error.message)
+
+
+class ModelService(model_service_pb2_grpc.ModelServiceServicer):
+    def __init__(self, store: ModelStore):
+        self.store = store
+
+    def GetModelStatus(self, request, context):
+        with RequestRecord("grpc", "GetModelStatus", request.model_spec.name) as rec:
+            version = requested_version(request.model_spec)
+            rec.version = version if version is not None else "-"
+            response = get_model_status_pb2.GetModelStatusResponse()
+            for s in self.store.status(request.model_spec.name, version):
+                st = response.model_version_status.add()
+                st.version = s.version
+                st.state = _STATE.Value(s.state)
+                st.status.error_code = 2 if s.error else 0  # tensorflow.error.Code UNKNOWN / OK
+                st.status.error_message = s.error
+            return response
+        context.abort(rec.error.code, rec.error.message)
+
+
+def build_grpc_server(store: ModelStore, address: str, threads: int, max_message_bytes: int) -> grpc.Server:
+    """A gRPC server (not started) bound to `address` (host:port) serving both services."""
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grpc"),
+        options=[("grpc.max_receive_message_length", max_message_bytes),
+                 ("grpc.max_send_message_length", max_message_bytes),
+                 ("grpc.so_reuseport", 0)])
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(store), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(store), server)
+    if server.add_insecure_port(address) == 0:
+        raise OSError(f"cannot bind the gRPC port at {address}")
+    return server

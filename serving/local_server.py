@@ -1,0 +1,84 @@
+"""A TF Serving-compatible server for machines that cannot run TF Serving.
+
+It serves the same model base directory (`<base>/<model name>/<version>/`) with the same APIs and
+the official protos: gRPC PredictionService (Predict, GetModelMetadata) and ModelService
+(GetModelStatus) on one port, TF Serving's REST API on another. New versions are picked up by
+polling (see model_store.py); requests run on bounded thread pools; SIGTERM/SIGINT stop accepting
+new requests and let in-flight ones finish (up to `serving.shutdown_grace_s`).
+
+It is a stand-in with the same contract, not a replacement: no request batching, no GPU scheduling.
+Production runs the official image with the files in serving/deploy/.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import List
+
+from serving.grpc_service import build_grpc_server
+from serving.model_store import ModelSource, ModelStore
+from serving.rest_api import RestServer
+
+log = logging.getLogger("serving.local_server")
+
+
+class LocalServer:
+    def __init__(self, *, max_pixels: int, max_message_mb: int, model_base: str = "",
+                 sources: List[ModelSource] | None = None, host: str = "0.0.0.0", grpc_port: int = 8500,
+                 rest_port: int = 8501, threads: int = 8, poll_seconds: float = 1.0,
+                 shutdown_grace_s: float = 30.0):
+        self.store = ModelStore(max_pixels, sources=sources, model_base=model_base, poll_seconds=poll_seconds)
+        self.host, self.grpc_port, self.rest_port = host, grpc_port, rest_port
+        self.threads = threads
+        self.max_message_bytes = int(max_message_mb) * 1024 * 1024
+        self.shutdown_grace_s = shutdown_grace_s
+        self._grpc = None
+        self._rest = None
+        self._stopped = threading.Event()
+
+    @classmethod
+    def from_config(cls, cfg, **kwargs) -> LocalServer:
+        s = cfg.serving
+        defaults = dict(max_pixels=s.max_pixels, max_message_mb=s.max_message_mb, grpc_port=s.grpc_port,
+                        rest_port=s.rest_port, threads=s.server_threads, poll_seconds=s.poll_seconds,
+                        shutdown_grace_s=s.shutdown_grace_s)
+        defaults.update({k: v for k, v in kwargs.items() if v is not None})
+        return cls(**defaults)
+
+    def start(self) -> None:
+        self.store.start()  # models present now are loaded before the ports open
+        self._grpc = build_grpc_server(self.store, f"{self.host}:{self.grpc_port}", self.threads,
+                                       self.max_message_bytes)
+        self._grpc.start()
+        if self.rest_port:
+            self._rest = RestServer(self.store, (self.host, self.rest_port), self.threads, self.max_message_bytes)
+            self._rest.start()
+        log.info("serving models %s: gRPC on %s:%d, REST on %s", self.store.model_names(), self.host,
+                 self.grpc_port, f"{self.host}:{self.rest_port}" if self.rest_port else "off")
+
+    def stop(self) -> None:
+        """Stop accepting, finish in-flight requests, then stop polling."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        log.info("shutting down: finishing in-flight requests (grace %.0f s)", self.shutdown_grace_s)
+        done = self._grpc.stop(self.shutdown_grace_s) if self._grpc else None
+        if self._rest is not None:
+            self._rest.stop()
+        if done is not None:
+            done.wait()
+        self.store.stop()
+        log.info("stopped")
+
+    def serve_until_signalled(self) -> None:
+        """Run until SIGTERM or SIGINT (main thread only), then shut down gracefully."""
+        stop = threading.Event()
+        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self.start()
+            stop.wait()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self.stop()

@@ -1,0 +1,135 @@
+"""Client retries, the REST JSON mapping, the model store's version handling and `predict --local`."""
+import base64
+import logging
+import os
+import shutil
+import socket
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from models import images
+from pipeline.config import preset
+from serving import rest_api
+from serving.errors import ServingError
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # nothing listens once the socket is closed
+
+
+def test_grpc_client_retries_unavailable_with_backoff_then_fails_clearly(caplog):
+    from serving.client import GrpcClient
+
+    with caplog.at_level(logging.WARNING, logger="serving.client"):
+        with GrpcClient(f"127.0.0.1:{closed_port()}", "srgan", retries=2, backoff_s=0.01, timeout_s=5) as g:
+            with pytest.raises(ServingError) as e:
+                g.status()
+    assert e.value.code == grpc.StatusCode.UNAVAILABLE
+    assert [r.message.count("UNAVAILABLE") for r in caplog.records] == [1, 1]  # two retries, then the error
+
+
+def test_rest_client_maps_connection_refused_to_unavailable(caplog):
+    from serving.client import RestClient
+
+    with caplog.at_level(logging.WARNING, logger="serving.client"):
+        with pytest.raises(ServingError) as e:
+            RestClient(f"127.0.0.1:{closed_port()}", "srgan", retries=1, backoff_s=0.01).status()
+    assert e.value.code == grpc.StatusCode.UNAVAILABLE and len(caplog.records) == 1
+
+
+SPECS = {"image_bytes": tf.TensorSpec([None], tf.string)}
+FLOAT_SPECS = {"images": tf.TensorSpec([None, None, None, 3], tf.float32)}
+
+
+def test_rest_row_and_columnar_formats_like_tf_serving():
+    b = {"b64": base64.b64encode(b"\x89PNG").decode()}
+    for body, row in (({"instances": [b, b]}, True), ({"instances": [{"image_bytes": b}]}, True),
+                      ({"inputs": [b]}, False), ({"inputs": {"image_bytes": [b]}}, False)):
+        inputs, row_format = rest_api.parse_predict_body(body, SPECS)
+        assert row_format is row
+        assert list(inputs) == ["image_bytes"] and all(x == b"\x89PNG" for x in inputs["image_bytes"])
+    inputs, _ = rest_api.parse_predict_body({"instances": [[[[0.5, 0.25, 1]]]]}, FLOAT_SPECS)
+    assert inputs["images"].dtype == np.float32 and inputs["images"].shape == (1, 1, 1, 3)
+
+    outputs = {"image_bytes": np.array([b"ab", b"cd"], dtype=object), "height": np.array([4, 8], np.int32)}
+    assert rest_api.format_predict_response(outputs, True) == {"predictions": [
+        {"image_bytes": {"b64": "YWI="}, "height": 4}, {"image_bytes": {"b64": "Y2Q="}, "height": 8}]}
+    assert rest_api.format_predict_response(outputs, False) == {"outputs": {
+        "image_bytes": [{"b64": "YWI="}, {"b64": "Y2Q="}], "height": [4, 8]}}
+
+
+@pytest.mark.parametrize("body,fragment", [
+    ({"instances": [{"b64": "a"}], "inputs": []}, "exactly one"),
+    ({"instances": []}, "non-empty"),
+    ({"instances": [3]}, "b64"),
+    ({"instances": [{"b64": "!!"}]}, "base64"),
+    ([1, 2], "JSON object"),
+])
+def test_rest_bad_bodies_are_invalid_argument(body, fragment):
+    with pytest.raises(ServingError) as e:
+        rest_api.parse_predict_body(body, SPECS)
+    assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT and fragment in e.value.message
+    assert e.value.http_status == 400
+
+
+def test_rest_ragged_floats_are_invalid_argument():
+    with pytest.raises(ServingError, match="ragged"):
+        rest_api.parse_predict_body({"inputs": [[[[0.5, 0.5, 0.5]], [[0.5]]]]}, FLOAT_SPECS)
+
+
+@pytest.fixture(scope="module")
+def smoke_export(tmp_path_factory):
+    from serving.smoke_model import export_smoke_model
+
+    return export_smoke_model(str(tmp_path_factory.mktemp("smoke") / "model"), preset("tiny", task="deblur"))
+
+
+def test_model_store_loads_new_versions_then_unloads_old_and_survives_a_broken_push(tmp_path, smoke_export):
+    from serving.model_store import ModelStore
+
+    base = tmp_path / "deblurgan"
+    shutil.copytree(smoke_export, base / "1")
+    (base / "0007.partial").mkdir()  # not an integer version: ignored
+    store = ModelStore(max_pixels=10_000, model_base=str(tmp_path))
+    store.poll_once()
+    assert store.get("deblurgan").version == 1
+    (base / "3").mkdir()
+    (base / "3" / "saved_model.pb").write_bytes(b"not a SavedModel")  # a broken push
+    store.poll_once()
+    assert store.get("deblurgan").version == 1  # still serving the last good version
+    assert {s.version: s.state for s in store.status("deblurgan")} == {3: "END", 1: "AVAILABLE"}
+    assert store.status("deblurgan", 3)[0].error  # the load error is reported with the version
+    shutil.rmtree(base / "3")
+    shutil.copytree(smoke_export, base / "4")
+    store.poll_once()
+    assert store.get("deblurgan").version == 4
+    assert store.status("deblurgan", 1)[0].state == "END"
+    with pytest.raises(ServingError) as e:
+        store.get("deblurgan", 1)
+    assert e.value.code == grpc.StatusCode.NOT_FOUND
+    # The pixel limit is checked from the header, before any decoding.
+    big = images.encode_png(np.zeros((101, 100, 3), np.uint8))
+    with pytest.raises(ServingError, match="10100 pixels"):
+        store.get("deblurgan").predict("", {"image_bytes": np.array([big], dtype=object)})
+
+
+def test_predict_command_runs_a_local_savedmodel_on_a_folder(tmp_path, smoke_export, shared_data):
+    from pipeline import cli
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("baby.png", "bird.png"):
+        rgb = images.read_rgb8(os.path.join(shared_data, "Set5", name))[:64, :48]
+        (src / name).write_bytes(images.encode_png(rgb))
+    (src / "notes.png").write_bytes(b"")  # empty file: skipped and reported
+    out = tmp_path / "out"
+    rc = cli.main(["predict", str(src), "-o", str(out), "--local", smoke_export, "--task", "deblur",
+                   "--tile_size", "32", "--tile_overlap", "8"])
+    assert rc == 1
+    assert sorted(os.listdir(out)) == ["baby.png", "bird.png"]
+    assert images.read_rgb8(str(out / "bird.png")).shape == (64, 48, 3)  # deblur: same size

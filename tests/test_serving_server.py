@@ -1,0 +1,328 @@
+"""The local TF Serving-compatible server as a subprocess, called over real gRPC and REST on loopback.
+
+One server serves two models from one base directory: `srgan` (requests, errors, tiling) and
+`hotswap` (a second version pushed while serving). A real SavedModel is exported through
+models.export with the small smoke generator.
+"""
+import base64
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import grpc
+import numpy as np
+import pytest
+
+from models import images
+from pipeline.config import preset
+
+pytestmark = pytest.mark.slow
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MAX_PIXELS = 250_000  # small, so that the "image over the pixel limit" case stays cheap
+MAX_MESSAGE_MB = 4
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def push(src: str, base: str, model: str, version: int) -> str:
+    """Copy a SavedModel into <base>/<model>/<version> atomically: copy to a temp dir, then rename."""
+    os.makedirs(os.path.join(base, model), exist_ok=True)
+    tmp = os.path.join(base, model, f".tmp-{version}")
+    shutil.copytree(src, tmp)
+    dst = os.path.join(base, model, str(version))
+    os.rename(tmp, dst)
+    return dst
+
+
+class Server:
+    def __init__(self, base: str, log_path: str):
+        self.grpc_port, self.rest_port = free_port(), free_port()
+        self.log_path = log_path
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+        self.log = open(log_path, "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.cli", "serve", "--model_base", base, "--host", "127.0.0.1",
+             "--port", str(self.grpc_port), "--rest_api_port", str(self.rest_port),
+             "--file_system_poll_wait_seconds", "0.5", "--set", f"serving.max_pixels={MAX_PIXELS}",
+             "--set", f"serving.max_message_mb={MAX_MESSAGE_MB}", "--set", "serving.shutdown_grace_s=60"],
+            cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+
+    @property
+    def grpc_target(self):
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def log_text(self) -> str:
+        with open(self.log_path) as f:
+            return f.read()
+
+    def rest(self, method: str, path: str, body=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.rest_port, timeout=60)
+        data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
+        conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
+        r = conn.getresponse()
+        payload = json.loads(r.read() or b"{}")
+        conn.close()
+        return r.status, payload
+
+    def wait_available(self, model: str, version: int, timeout: float = 180.0):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"server exited with {self.proc.returncode}:\n{self.log_text()[-3000:]}")
+            try:
+                status, payload = self.rest("GET", f"/v1/models/{model}/versions/{version}")
+                if status == 200 and payload["model_version_status"][0]["state"] == "AVAILABLE":
+                    return
+            except OSError:
+                pass
+            time.sleep(0.5)
+        pytest.fail(f"{model} v{version} not AVAILABLE after {timeout} s:\n{self.log_text()[-3000:]}")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from serving.smoke_model import export_smoke_model
+
+    # The server starts on an empty base (its start-up overlaps the export) and picks the models up
+    # when they are pushed, as in production where the Pusher writes while TF Serving runs.
+    base = str(tmp_path_factory.mktemp("serving_base"))
+    srv = Server(base, str(tmp_path_factory.mktemp("logs") / "server.log"))
+    srv.base = base
+    try:
+        root = tmp_path_factory.mktemp("exports")
+        cfg = preset("tiny", task="sr")
+        srv.exported = {seed: export_smoke_model(str(root / f"seed{seed}"), cfg, seed=seed) for seed in (0, 1)}
+        push(srv.exported[0], base, "srgan", 1)
+        push(srv.exported[0], base, "hotswap", 1)
+        srv.wait_available("srgan", 1)
+        srv.wait_available("hotswap", 1)
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def direct(server):
+    from serving.client import LocalModel
+
+    return {seed: LocalModel(path) for seed, path in server.exported.items()}
+
+
+@pytest.fixture(scope="module")
+def photo(shared_data):
+    # A real photograph (B100), cropped small: the served model's output must be 4x its size.
+    return images.read_rgb8(os.path.join(shared_data, "B100", "img_001.png"))[:72, :56]
+
+
+def grpc_client(server, model="srgan", **kw):
+    from serving.client import GrpcClient
+
+    return GrpcClient(server.grpc_target, model, retries=kw.pop("retries", 1), backoff_s=0.1,
+                      max_message_mb=64, **kw)
+
+
+def test_grpc_and_rest_predict_match_a_direct_savedmodel_call(server, direct, photo):
+    from serving.client import RestClient
+
+    png = images.encode_png(photo)
+    expected = images.read_rgb8(direct[0].predict_encoded([png]).images[0])
+    assert expected.shape == (photo.shape[0] * 4, photo.shape[1] * 4, 3)
+
+    with grpc_client(server) as g:
+        pred = g.predict_encoded([png, png])
+        assert pred.version == 1
+        for out in pred.images:
+            np.testing.assert_array_equal(images.read_rgb8(out), expected)
+        # The float signature too, against the SavedModel's own `restore`.
+        x = images.uint8_to_float(photo)[None]
+        got = g.predict_arrays({"images": x}, signature_name="restore")["images"]
+        np.testing.assert_array_equal(got, direct[0].restore_fn()(x))
+        sigs = g.metadata().signature_def
+        assert sigs["serving_default"].inputs["image_bytes"].dtype == 7  # DT_STRING
+        assert g.status() == [(1, "AVAILABLE", "")]
+
+    rest = RestClient(f"127.0.0.1:{server.rest_port}", "srgan", retries=1)
+    np.testing.assert_array_equal(images.read_rgb8(rest.predict_encoded([png]).images[0]), expected)
+    # Columnar {"inputs": ...} format, explicit version in the URL.
+    b64 = base64.b64encode(png).decode()
+    status, body = server.rest("POST", "/v1/models/srgan/versions/1:predict", {"inputs": [{"b64": b64}]})
+    assert status == 200
+    assert body["outputs"]["height"] == [photo.shape[0] * 4] and body["outputs"]["width"] == [photo.shape[1] * 4]
+    np.testing.assert_array_equal(images.read_rgb8(base64.b64decode(body["outputs"]["image_bytes"][0]["b64"])),
+                                  expected)
+    status, meta = server.rest("GET", "/v1/models/srgan/metadata")
+    assert status == 200 and meta["model_spec"] == {"name": "srgan", "signature_name": "", "version": "1"}
+    assert set(meta["metadata"]["signature_def"]["signature_def"]) == {"serving_default", "restore"}
+    assert "model=srgan version=1 status=OK latency_ms=" in server.log_text()  # one line per request
+
+
+def _truncated_png(photo):
+    png = images.encode_png(photo)
+    return png[: len(png) // 2]
+
+
+def test_bad_requests_get_clear_errors_and_the_server_keeps_serving(server, photo):
+    from serving.errors import ServingError
+
+    good = images.encode_png(photo)
+    over_limit = images.encode_png(np.zeros((520, 500, 3), np.uint8))  # 260,000 px > MAX_PIXELS
+    INVALID, NOT_FOUND = grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND
+    grpc_cases = [  # (what, model, version, signature, inputs, code, message fragment)
+        ("not an image", "srgan", None, "", {"image_bytes": [b"GIF? no, plain text"]}, INVALID, "not an image"),
+        ("truncated PNG", "srgan", None, "", {"image_bytes": [_truncated_png(photo)]}, INVALID, "truncated"),
+        ("empty bytes", "srgan", None, "", {"image_bytes": [b""]}, INVALID, "empty"),
+        ("over the pixel limit", "srgan", None, "", {"image_bytes": [over_limit]}, INVALID, "limit of 250000"),
+        ("wrong dtype", "srgan", None, "restore", {"images": np.zeros((1, 8, 8, 3), np.float64)}, INVALID,
+         "must be float32"),
+        ("wrong shape", "srgan", None, "restore", {"images": np.zeros((1, 8, 8), np.float32)}, INVALID, "shape"),
+        ("wrong input name", "srgan", None, "", {"image": [good]}, INVALID, "missing ['image_bytes']"),
+        ("unknown model", "nope", None, "", {"image_bytes": [good]}, NOT_FOUND, "nope"),
+        ("unknown version", "srgan", 9, "", {"image_bytes": [good]}, NOT_FOUND, "Specific(srgan, 9)"),
+        ("unknown signature", "srgan", None, "nosig", {"image_bytes": [good]}, NOT_FOUND, "nosig"),
+    ]
+    for what, model, version, signature, inputs, code, fragment in grpc_cases:
+        with grpc_client(server, model, version=version) as g:
+            arrays = {k: np.array(v, dtype=object) if isinstance(v, list) else v for k, v in inputs.items()}
+            with pytest.raises(ServingError) as e:
+                g.predict_arrays(arrays, signature_name=signature)
+            assert e.value.code == code, what
+            assert fragment in e.value.message, (what, e.value.message)
+        with grpc_client(server) as g:  # the next good request still succeeds
+            assert len(g.predict_encoded([good]).images) == 1, what
+
+    # A message over the server's gRPC limit is refused by gRPC itself.
+    with grpc_client(server) as g, pytest.raises(ServingError) as e:
+        g.predict_encoded([os.urandom(MAX_MESSAGE_MB * 1024 * 1024 + 1)])
+    assert e.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    b64 = lambda b: {"b64": base64.b64encode(b).decode()}  # noqa: E731
+    rest_cases = [  # (what, path, body, HTTP status, message fragment)
+        ("not an image", "/v1/models/srgan:predict", {"instances": [b64(b"plain text")]}, 400, "not an image"),
+        ("truncated PNG", "/v1/models/srgan:predict", {"instances": [b64(_truncated_png(photo))]}, 400, "truncated"),
+        ("empty bytes", "/v1/models/srgan:predict", {"instances": [b64(b"")]}, 400, "empty"),
+        ("over the pixel limit", "/v1/models/srgan:predict", {"instances": [b64(over_limit)]}, 400, "limit"),
+        ("wrong dtype", "/v1/models/srgan:predict", {"instances": [1.5]}, 400, "b64"),
+        ("wrong shape", "/v1/models/srgan:predict", {"signature_name": "restore", "instances": [[0.5, 0.5]]},
+         400, "shape"),
+        ("not JSON", "/v1/models/srgan:predict", b"{oops", 400, "not valid JSON"),
+        ("bad base64", "/v1/models/srgan:predict", {"instances": [{"b64": "***"}]}, 400, "base64"),
+        ("unknown model", "/v1/models/nope:predict", {"instances": [b64(good)]}, 404, "nope"),
+        ("unknown version", "/v1/models/srgan/versions/9:predict", {"instances": [b64(good)]}, 404, "9"),
+        ("unknown signature", "/v1/models/srgan:predict", {"signature_name": "x", "instances": [b64(good)]}, 404,
+         "'x'"),
+        ("body too large", "/v1/models/srgan:predict", b"x" * (MAX_MESSAGE_MB * 1024 * 1024 + 1), 413, "limit"),
+        ("unknown route", "/v2/whatever", None, 404, "expected /v1/models"),
+    ]
+    for what, path, body, http_status, fragment in rest_cases:
+        status, payload = server.rest("POST" if body is not None else "GET", path, body)
+        assert status == http_status, (what, payload)
+        assert fragment in payload["error"], (what, payload)
+        status, payload = server.rest("POST", "/v1/models/srgan:predict", {"instances": [b64(good)]})
+        assert status == 200 and len(payload["predictions"]) == 1, what
+    assert server.proc.poll() is None
+
+
+def test_client_tiles_over_grpc_like_untiled_restoration(server, shared_data, tmp_path):
+    from pipeline import cli
+    from serving import tiling
+    from serving.client import restore_image
+
+    lr = images.read_rgb8(os.path.join(shared_data, "B100", "img_002.png"))[:150, :210]
+    with grpc_client(server) as g:
+        whole = restore_image(lr, g, tile_size=0)
+        tiled = restore_image(lr, g, tile_size=64, overlap=16, batch=4)
+    assert len(tiling.tile_starts(150, 64, 16)) * len(tiling.tile_starts(210, 64, 16)) > 1
+    assert tiled.shape == whole.shape == (600, 840, 3)
+    diff = np.abs(whole.astype(int) - tiled.astype(int))
+    mse = np.mean(diff.astype(np.float64) ** 2)
+    assert diff.max() <= 2 and (mse == 0 or 10 * np.log10(255 ** 2 / mse) >= 50)
+
+    # The predict command over gRPC on a folder: good images restored, a broken one skipped and listed.
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.png").write_bytes(images.encode_png(lr[:40, :30]))
+    (src / "sub" / "b.png").write_bytes(images.encode_png(lr[:20, :24]))
+    (src / "broken.png").write_bytes(b"\x89PNG not really")
+    out = tmp_path / "out"
+    rc = cli.main(["predict", str(src), "-o", str(out), "--server", server.grpc_target, "--model_name", "srgan",
+                   "--tile_size", "16", "--tile_overlap", "4"])
+    assert rc == 1  # one input failed
+    assert images.read_rgb8(str(out / "a.png")).shape == (160, 120, 3)
+    assert images.read_rgb8(str(out / "sub" / "b.png")).shape == (80, 96, 3)
+    assert not (out / "broken.png").exists()
+
+
+def test_a_newly_pushed_version_is_served_without_restart(server, direct, photo):
+    png = images.encode_png(photo)
+    with grpc_client(server, "hotswap") as g:
+        assert g.predict_encoded([png]).version == 1
+        push(server.exported[1], server.base, "hotswap", 2)  # a different model (seed 1) as version 2
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            states = {v: s for v, s, _ in g.status()}
+            if states.get(2) == "AVAILABLE":
+                break
+            time.sleep(0.3)
+        else:
+            pytest.fail(f"version 2 never became AVAILABLE: {g.status()}\n{server.log_text()[-2000:]}")
+        pred = g.predict_encoded([png])
+    assert pred.version == 2
+    expected = images.read_rgb8(direct[1].predict_encoded([png]).images[0])
+    np.testing.assert_array_equal(images.read_rgb8(pred.images[0]), expected)
+    assert not np.array_equal(expected, images.read_rgb8(direct[0].predict_encoded([png]).images[0]))
+    # The old version is unloaded once the new one serves (in the same poll pass).
+    deadline = time.time() + 30
+    while True:
+        status, body = server.rest("GET", "/v1/models/hotswap")
+        states = {s["version"]: s["state"] for s in body["model_version_status"]}
+        if states.get("1") == "END" or time.time() > deadline:
+            break
+        time.sleep(0.3)
+    assert states == {"2": "AVAILABLE", "1": "END"}
+    assert server.rest("GET", "/v1/models/hotswap/versions/1/metadata")[0] == 404
+
+
+def test_sigterm_lets_in_flight_requests_finish(server, photo):
+    # Several larger images in one request keep the server busy while SIGTERM arrives.
+    png = images.encode_png(np.tile(photo, (6, 8, 1)))  # 432 x 448
+    result = {}
+
+    def call():
+        try:
+            with grpc_client(server, retries=0, timeout_s=120) as g:
+                result["pred"] = g.predict_encoded([png] * 6)
+        except Exception as e:  # noqa: BLE001 - reported below
+            result["error"] = e
+
+    t = threading.Thread(target=call)
+    t.start()
+    time.sleep(0.3)
+    server.proc.send_signal(signal.SIGTERM)
+    t.join(120)
+    assert "error" not in result, result.get("error")
+    assert len(result["pred"].images) == 6
+    assert server.proc.wait(timeout=60) == 0
+    log = server.log_text()
+    assert "shutting down" in log and "stopped" in log
