@@ -138,6 +138,11 @@ class ServingConfig:
     tile_overlap: int = 16
     timeout_s: float = 60.0
     retries: int = 3
+    # Local server (serving/local_server.py): model directory poll period (TF Serving's
+    # --file_system_poll_wait_seconds), request threads per protocol, grace for in-flight requests.
+    poll_seconds: float = 1.0
+    server_threads: int = 8
+    shutdown_grace_s: float = 30.0
 
 
 @dataclass
