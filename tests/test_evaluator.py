@@ -339,3 +339,77 @@ def test_next_version_never_goes_back(tmp_path):
     (tmp_path / str(future)).mkdir()
     (tmp_path / ".tmp-1-x").mkdir()
     assert next_version(str(tmp_path)) == future + 1
+
+
+# -- the component in a pipeline (BeamDagRunner) -----------------------------------------------------------
+
+def _pipeline_run(cfg, examples_dir: str, model_root: str):
+    """Importer(examples, model) -> Resolver(latest blessed) -> ImageEvaluator -> atomic Pusher, as
+    pipeline/pipeline.py wires them (Transform/Trainer outputs replaced by imported artifacts)."""
+    import tfx
+    from tfx.dsl.components.common.importer import Importer
+    from tfx.dsl.components.common.resolver import Resolver
+    from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
+    from tfx.orchestration import metadata, pipeline
+    from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
+    from tfx.types import Channel, standard_artifacts
+
+    from components.atomic_pusher import make_pusher
+    from components.image_evaluator import ImageEvaluator
+
+    examples = Importer(source_uri=examples_dir, artifact_type=standard_artifacts.Examples,
+                        properties={"split_names": '["train", "eval"]'}).with_id("examples")
+    model = Importer(source_uri=model_root, artifact_type=standard_artifacts.Model,
+                     custom_properties={"tfx_version": tfx.__version__}).with_id("model")
+    resolver = Resolver(strategy_class=LatestBlessedModelStrategy,
+                        model=Channel(type=standard_artifacts.Model),
+                        model_blessing=Channel(type=standard_artifacts.ModelBlessing)
+                        ).with_id("latest_blessed_model_resolver")
+    evaluator = ImageEvaluator(examples=examples.outputs["result"], model=model.outputs["result"],
+                               baseline_model=resolver.outputs["model"], custom_config={"config": cfg.to_json()})
+    pusher = make_pusher(cfg, model.outputs["result"], evaluator.outputs["blessing"])
+    p = pipeline.Pipeline(
+        pipeline_name=cfg.pipeline_name, pipeline_root=cfg.pipeline_root,
+        components=[examples, model, resolver, evaluator, pusher], enable_cache=False,
+        metadata_connection_config=metadata.sqlite_metadata_connection_config(cfg.metadata_path),
+        beam_pipeline_args=["--direct_num_workers=1"])
+    BeamDagRunner().run(p)
+
+
+def _latest(store, type_name):
+    return max(store.get_artifacts_by_type(type_name), key=lambda a: a.id)
+
+
+@pytest.mark.slow
+def test_pipeline_pushes_blessed_model_and_refuses_regression(transformed_sr, sr_models, tmp_path):
+    """Two runs of a small pipeline on real Transform output: the first model is blessed and pushed;
+    the second (worse) is compared with it through the Resolver, refused with the reason, not pushed."""
+    import shutil
+
+    from ml_metadata.metadata_store import metadata_store
+    from tfx.orchestration import metadata
+
+    cfg = transformed_sr.cfg.override({"run_root": str(tmp_path / "runs"), "eval.min_psnr": 15.0,
+                                       "serving.serving_base": str(tmp_path / "serving")})
+    examples_dir = os.path.dirname(transformed_sr.eval_split_dir)
+    for name in ("bicubic", "nearest"):
+        shutil.copytree(sr_models[name], tmp_path / name / "Format-Serving")
+
+    _pipeline_run(cfg, examples_dir, str(tmp_path / "bicubic"))
+    versions = os.listdir(cfg.serving_dir)
+    assert len(versions) == 1 and os.path.exists(os.path.join(cfg.serving_dir, versions[0], "saved_model.pb"))
+
+    _pipeline_run(cfg, examples_dir, str(tmp_path / "nearest"))
+    assert os.listdir(cfg.serving_dir) == versions  # nothing new pushed
+
+    store = metadata_store.MetadataStore(metadata.sqlite_metadata_connection_config(cfg.metadata_path))
+    blessing = _latest(store, "ModelBlessing")
+    props = blessing.custom_properties
+    assert props["blessed"].int_value == 0
+    first_model = min(store.get_artifacts_by_type("Model"), key=lambda a: a.id)
+    assert props["baseline_model_id"].int_value == first_model.id  # resolved by LatestBlessedModelStrategy
+    reason = open(os.path.join(blessing.uri, "NOT_BLESSED")).read()
+    assert "max_psnr_drop" in reason and props["blessing_message"].string_value.strip() == reason.strip()
+    assert _latest(store, "PushedModel").custom_properties["pushed"].int_value == 0
+    report_page = os.path.join(_latest(store, "ModelEvaluation").uri, "report.html")
+    assert "blessed model" in open(report_page).read()
