@@ -18,7 +18,7 @@ import posixpath
 from typing import Any, Dict
 
 from pipeline.cli import add_config_arguments, config_from_args
-from pipeline.config import Config
+from pipeline.config import REPO_ROOT, Config
 
 HELP = "compile the pipeline into a Kubeflow Pipelines v2 package (YAML for open-source KFP)"
 log = logging.getLogger(__name__)
@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 # URI schemes the cluster's pods share (and TensorFlow's file system can read).
 OBJECT_STORES = ("gs://", "s3://")
 GPU_RESOURCE = "nvidia.com/gpu"
-EVALUATOR_BASELINE_DIR = "baseline_model_dir"  # components.image_evaluator.BASELINE_MODEL_DIR_KEY
+# Where docker/Dockerfile puts this package (its WORKDIR).
+IMAGE_ROOT = "/pipeline"
 
 
 def add_arguments(parser) -> None:
@@ -140,12 +141,26 @@ def build_cluster_pipeline(cfg: Config):
     from pipeline import pipeline as pipeline_def
 
     ccfg = cluster_config(cfg)
-    tfx_pipeline = pipeline_def.create_pipeline(ccfg, baseline="serving_dir")
+    if not ccfg.kubeflow.baseline_from_serving_dir:
+        raise ValueError("kubeflow.baseline_from_serving_dir=false leaves no baseline route on open-source KFP "
+                         "(it cannot run Resolver nodes)")
+    tfx_pipeline = pipeline_def.create_pipeline(ccfg, baseline="serving_dir", local_metadata=False)
     resolvers = [c.id for c in tfx_pipeline.components if isinstance(c, resolver.Resolver)]
     if resolvers:  # open-source KFP would fail the run at that task
         raise ValueError(f"Resolver nodes cannot run on open-source KFP: {resolvers}")
+    relocate_repo_paths(tfx_pipeline.components)
     attach_resources(tfx_pipeline.components, ccfg.kubeflow)
     return ccfg, tfx_pipeline
+
+
+def relocate_repo_paths(components) -> None:
+    """Exec properties that point into this checkout (e.g. ImportSchemaGen's checked-in schema file)
+    -> the same file in the image, where docker/Dockerfile puts the package under IMAGE_ROOT."""
+    prefix = REPO_ROOT.rstrip("/") + "/"
+    for c in components:
+        for key, value in c.exec_properties.items():
+            if isinstance(value, str) and value.startswith(prefix):
+                c.exec_properties[key] = posixpath.join(IMAGE_ROOT, value[len(prefix):])
 
 
 def compile_pipeline(cfg: Config, output: str | None = None) -> str:
