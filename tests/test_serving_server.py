@@ -8,11 +8,7 @@ import base64
 import http.client
 import json
 import os
-import shutil
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 
@@ -22,83 +18,23 @@ import pytest
 
 from models import images
 from pipeline.config import preset
+from serving.server_process import ServerProcess, push_version
 
 pytestmark = pytest.mark.slow
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAX_PIXELS = 250_000  # small, so that the "image over the pixel limit" case stays cheap
 MAX_MESSAGE_MB = 4
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def push(src: str, base: str, model: str, version: int) -> str:
-    """Copy a SavedModel into <base>/<model>/<version> atomically: copy to a temp dir, then rename."""
-    os.makedirs(os.path.join(base, model), exist_ok=True)
-    tmp = os.path.join(base, model, f".tmp-{version}")
-    shutil.copytree(src, tmp)
-    dst = os.path.join(base, model, str(version))
-    os.rename(tmp, dst)
-    return dst
-
-
-class Server:
-    def __init__(self, base: str, log_path: str):
-        self.grpc_port, self.rest_port = free_port(), free_port()
-        self.log_path = log_path
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
-        self.log = open(log_path, "w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.cli", "serve", "--model_base", base, "--host", "127.0.0.1",
-             "--port", str(self.grpc_port), "--rest_api_port", str(self.rest_port),
-             "--file_system_poll_wait_seconds", "0.5", "--set", f"serving.max_pixels={MAX_PIXELS}",
-             "--set", f"serving.max_message_mb={MAX_MESSAGE_MB}", "--set", "serving.shutdown_grace_s=60"],
-            cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-
-    @property
-    def grpc_target(self):
-        return f"127.0.0.1:{self.grpc_port}"
-
-    def log_text(self) -> str:
-        with open(self.log_path) as f:
-            return f.read()
-
-    def rest(self, method: str, path: str, body=None):
-        conn = http.client.HTTPConnection("127.0.0.1", self.rest_port, timeout=60)
-        data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
-        conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
-        r = conn.getresponse()
-        payload = json.loads(r.read() or b"{}")
-        conn.close()
-        return r.status, payload
-
-    def wait_available(self, model: str, version: int, timeout: float = 180.0):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"server exited with {self.proc.returncode}:\n{self.log_text()[-3000:]}")
-            try:
-                status, payload = self.rest("GET", f"/v1/models/{model}/versions/{version}")
-                if status == 200 and payload["model_version_status"][0]["state"] == "AVAILABLE":
-                    return
-            except OSError:
-                pass
-            time.sleep(0.5)
-        pytest.fail(f"{model} v{version} not AVAILABLE after {timeout} s:\n{self.log_text()[-3000:]}")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
+def rest_call(server, method: str, path: str, body=None):
+    """(HTTP status, JSON payload) of a raw REST call: bodies the client would never send, too."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.rest_port, timeout=60)
+    data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
+    conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
+    r = conn.getresponse()
+    payload = json.loads(r.read() or b"{}")
+    conn.close()
+    return r.status, payload
 
 
 @pytest.fixture(scope="module")
@@ -108,14 +44,15 @@ def server(tmp_path_factory):
     # The server starts on an empty base (its start-up overlaps the export) and picks the models up
     # when they are pushed, as in production where the Pusher writes while TF Serving runs.
     base = str(tmp_path_factory.mktemp("serving_base"))
-    srv = Server(base, str(tmp_path_factory.mktemp("logs") / "server.log"))
-    srv.base = base
+    srv = ServerProcess(base, str(tmp_path_factory.mktemp("logs") / "server.log"),
+                        ["--set", f"serving.max_pixels={MAX_PIXELS}",
+                         "--set", f"serving.max_message_mb={MAX_MESSAGE_MB}", "--set", "serving.shutdown_grace_s=60"])
     try:
         root = tmp_path_factory.mktemp("exports")
         cfg = preset("tiny", task="sr")
         srv.exported = {seed: export_smoke_model(str(root / f"seed{seed}"), cfg, seed=seed) for seed in (0, 1)}
-        push(srv.exported[0], base, "srgan", 1)
-        push(srv.exported[0], base, "hotswap", 1)
+        push_version(srv.exported[0], base, "srgan", 1)
+        push_version(srv.exported[0], base, "hotswap", 1)
         srv.wait_available("srgan", 1)
         srv.wait_available("hotswap", 1)
         yield srv
@@ -167,12 +104,12 @@ def test_grpc_and_rest_predict_match_a_direct_savedmodel_call(server, direct, ph
     np.testing.assert_array_equal(images.read_rgb8(rest.predict_encoded([png]).images[0]), expected)
     # Columnar {"inputs": ...} format, explicit version in the URL.
     b64 = base64.b64encode(png).decode()
-    status, body = server.rest("POST", "/v1/models/srgan/versions/1:predict", {"inputs": [{"b64": b64}]})
+    status, body = rest_call(server, "POST", "/v1/models/srgan/versions/1:predict", {"inputs": [{"b64": b64}]})
     assert status == 200
     assert body["outputs"]["height"] == [photo.shape[0] * 4] and body["outputs"]["width"] == [photo.shape[1] * 4]
     np.testing.assert_array_equal(images.read_rgb8(base64.b64decode(body["outputs"]["image_bytes"][0]["b64"])),
                                   expected)
-    status, meta = server.rest("GET", "/v1/models/srgan/metadata")
+    status, meta = rest_call(server, "GET", "/v1/models/srgan/metadata")
     assert status == 200 and meta["model_spec"] == {"name": "srgan", "signature_name": "", "version": "1"}
     assert set(meta["metadata"]["signature_def"]["signature_def"]) == {"serving_default", "restore"}
     assert "model=srgan version=1 status=OK latency_ms=" in server.log_text()  # one line per request
@@ -236,10 +173,10 @@ def test_bad_requests_get_clear_errors_and_the_server_keeps_serving(server, phot
         ("unknown route", "/v2/whatever", None, 404, "expected /v1/models"),
     ]
     for what, path, body, http_status, fragment in rest_cases:
-        status, payload = server.rest("POST" if body is not None else "GET", path, body)
+        status, payload = rest_call(server, "POST" if body is not None else "GET", path, body)
         assert status == http_status, (what, payload)
         assert fragment in payload["error"], (what, payload)
-        status, payload = server.rest("POST", "/v1/models/srgan:predict", {"instances": [b64(good)]})
+        status, payload = rest_call(server, "POST", "/v1/models/srgan:predict", {"instances": [b64(good)]})
         assert status == 200 and len(payload["predictions"]) == 1, what
     assert server.proc.poll() is None
 
@@ -278,7 +215,7 @@ def test_a_newly_pushed_version_is_served_without_restart(server, direct, photo)
     png = images.encode_png(photo)
     with grpc_client(server, "hotswap") as g:
         assert g.predict_encoded([png]).version == 1
-        push(server.exported[1], server.base, "hotswap", 2)  # a different model (seed 1) as version 2
+        push_version(server.exported[1], server.model_base, "hotswap", 2)  # a different model (seed 1) as version 2
         deadline = time.time() + 120
         while time.time() < deadline:
             states = {v: s for v, s, _ in g.status()}
@@ -295,13 +232,13 @@ def test_a_newly_pushed_version_is_served_without_restart(server, direct, photo)
     # The old version is unloaded once the new one serves (in the same poll pass).
     deadline = time.time() + 30
     while True:
-        status, body = server.rest("GET", "/v1/models/hotswap")
+        status, body = rest_call(server, "GET", "/v1/models/hotswap")
         states = {s["version"]: s["state"] for s in body["model_version_status"]}
         if states.get("1") == "END" or time.time() > deadline:
             break
         time.sleep(0.3)
     assert states == {"2": "AVAILABLE", "1": "END"}
-    assert server.rest("GET", "/v1/models/hotswap/versions/1/metadata")[0] == 404
+    assert rest_call(server, "GET", "/v1/models/hotswap/versions/1/metadata")[0] == 404
 
 
 def test_sigterm_lets_in_flight_requests_finish(server, photo):
