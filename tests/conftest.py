@@ -1,5 +1,6 @@
 """Shared test fixtures: paths to the embedded samples and to ../shared/data (skip when absent)."""
 import os
+import sys
 
 import pytest
 
@@ -16,3 +17,9 @@ def shared_data():
     if not os.path.isdir(SHARED_DATA):
         pytest.skip(f"benchmark images not present at {SHARED_DATA} (a fresh clone has no ../shared)")
     return SHARED_DATA
+
+
+# Real Transform output built once per session (tests/fixtures_data.py): `transformed_sr`,
+# `transformed_deblur`, shared by the trainer and evaluator tests.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fixtures_data import transformed_deblur, transformed_sr  # noqa: E402,F401

@@ -1,0 +1,118 @@
+"""Training input: the Transform output (transformed tf.Examples) as batches of float image pairs.
+
+Reads the transformed TFRecords with tf.data and the transformed feature spec of the
+`tft.TFTransformOutput` (so the Trainer needs no `data_accessor` and the CLI can run it outside TFX),
+decodes the `degraded` / `target` PNGs to float32 [0, 1], and for training shuffles, augments
+(`train.augment`), batches by the *global* batch size and prefetches. Everything random is seeded
+from `train.seed` (stateless ops keyed by the example's position in the stream), so two runs with the
+same config see the same batches.
+"""
+from __future__ import annotations
+
+import glob
+import os
+from typing import Iterable, List
+
+import tensorflow as tf
+
+from models import images
+
+DEGRADED, TARGET = "degraded", "target"
+
+# Colour jitter of the classic CelebA SRGAN recipe: small, and identical for input and target so the
+# pair stays consistent (the network must not learn to undo a colour shift).
+BRIGHTNESS_DELTA = 0.05
+CONTRAST_RANGE = (0.9, 1.1)
+SATURATION_RANGE = (0.9, 1.1)
+HUE_DELTA = 0.02
+
+
+def expand_files(patterns: Iterable[str]) -> List[str]:
+    """File patterns (TFX gives `<uri>/Split-train/*`) or directories to a sorted file list."""
+    files = []
+    for p in patterns:
+        if os.path.isdir(p):
+            p = os.path.join(p, "*")
+        files.extend(f for f in glob.glob(p) if os.path.isfile(f))
+    if not files:
+        raise FileNotFoundError(f"no transformed examples match {list(patterns)}")
+    return sorted(files)
+
+
+def feature_spec(transform_output_dir: str | None) -> dict:
+    """The transformed feature spec: from the Transform graph when there is one, else the contract."""
+    if transform_output_dir:
+        import tensorflow_transform as tft
+
+        spec = dict(tft.TFTransformOutput(transform_output_dir).transformed_feature_spec())
+    else:
+        spec = {DEGRADED: tf.io.FixedLenFeature([], tf.string), TARGET: tf.io.FixedLenFeature([], tf.string)}
+    missing = {DEGRADED, TARGET} - set(spec)
+    if missing:
+        raise ValueError(f"the Transform output has no feature(s) {sorted(missing)}; got {sorted(spec)}")
+    # Only the pair is needed for training; parsing less is faster.
+    return {k: spec[k] for k in (DEGRADED, TARGET)}
+
+
+def _records(files: List[str]) -> tf.data.Dataset:
+    # TFX Transform writes gzipped TFRecords (`*.gz`).
+    compression = "GZIP" if files[0].endswith(".gz") else ""
+    return tf.data.TFRecordDataset(files, compression_type=compression)
+
+
+def _decode(spec):
+    def fn(serialized):
+        ex = tf.io.parse_single_example(serialized, spec)
+        return (images.tf_to_float(images.tf_decode_rgb8(ex[DEGRADED])),
+                images.tf_to_float(images.tf_decode_rgb8(ex[TARGET])))
+    return fn
+
+
+def augment_pair(degraded, target, seed):
+    """Random left-right flip and small colour jitter, drawn once and applied to both images.
+
+    `seed` is a stateless seed (shape [2] int); the same seed gives the same augmentation.
+    """
+    u = tf.random.stateless_uniform([5], seed=seed)
+    flip = u[0] < 0.5
+    brightness = (2.0 * u[1] - 1.0) * BRIGHTNESS_DELTA
+    contrast = CONTRAST_RANGE[0] + u[2] * (CONTRAST_RANGE[1] - CONTRAST_RANGE[0])
+    saturation = SATURATION_RANGE[0] + u[3] * (SATURATION_RANGE[1] - SATURATION_RANGE[0])
+    hue = (2.0 * u[4] - 1.0) * HUE_DELTA
+
+    def apply(img):
+        img = tf.cond(flip, lambda: tf.image.flip_left_right(img), lambda: img)
+        img = tf.image.adjust_brightness(img, brightness)
+        img = tf.image.adjust_contrast(img, contrast)
+        img = tf.image.adjust_saturation(img, saturation)
+        img = tf.image.adjust_hue(img, hue)
+        return tf.clip_by_value(img, 0.0, 1.0)
+
+    return apply(degraded), apply(target)
+
+
+def train_dataset(files: List[str], spec: dict, cfg, stream_offset: int = 0) -> tf.data.Dataset:
+    """Endless (degraded, target) batches of `train.batch_size` (the global batch), augmented.
+
+    `stream_offset` (the global step a resumed run starts at) reseeds shuffle and augmentation, so a
+    resumed run does not replay the batches the first attempt already trained on.
+    """
+    t = cfg.train
+    seed = int(t.seed) * 1_000_003 + int(stream_offset)
+    ds = _records(files).repeat()
+    ds = ds.shuffle(t.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.map(_decode(spec), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if t.augment:
+        seeds = tf.data.Dataset.counter().map(lambda i: tf.stack([tf.constant(seed, tf.int64), i]))
+        ds = tf.data.Dataset.zip((ds, seeds)).map(
+            lambda pair, s: augment_pair(pair[0], pair[1], s),
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.batch(t.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def fixed_batch(files: List[str], spec: dict, size: int):
+    """The first `size` examples of a split, unaugmented: a fixed batch for PSNR and image grids."""
+    ds = _records(files).map(_decode(spec)).batch(size)
+    for degraded, target in ds.take(1):
+        return degraded, target
+    raise ValueError(f"no examples in {files}")
