@@ -1,8 +1,9 @@
 """The local TF Serving-compatible server as a subprocess, called over real gRPC and REST on loopback.
 
 One server serves two models from one base directory: `srgan` (requests, errors, tiling) and
-`hotswap` (a second version pushed while serving). A real SavedModel is exported through
-models.export with the small smoke generator.
+`hotswap` (a second version pushed while serving). The models are the real SRResNet generator of
+the `tiny` preset (models.networks, random weights; two builds give two different versions),
+exported through models.export exactly as the Trainer exports it.
 """
 import base64
 import http.client
@@ -39,7 +40,8 @@ def rest_call(server, method: str, path: str, body=None):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from serving.smoke_model import export_smoke_model
+    from models.export import export_generator
+    from models.networks import build_generator, generator_size_multiple
 
     # The server starts on an empty base (its start-up overlaps the export) and picks the models up
     # when they are pushed, as in production where the Pusher writes while TF Serving runs.
@@ -50,7 +52,8 @@ def server(tmp_path_factory):
     try:
         root = tmp_path_factory.mktemp("exports")
         cfg = preset("tiny", task="sr")
-        srv.exported = {seed: export_smoke_model(str(root / f"seed{seed}"), cfg, seed=seed) for seed in (0, 1)}
+        srv.exported = {i: export_generator(build_generator(cfg), str(root / f"build{i}"), cfg,
+                                           generator_size_multiple(cfg)) for i in (0, 1)}
         push_version(srv.exported[0], base, "srgan", 1)
         push_version(srv.exported[0], base, "hotswap", 1)
         srv.wait_available("srgan", 1)
@@ -189,8 +192,8 @@ def test_client_tiles_over_grpc_like_untiled_restoration(server, shared_data, tm
     lr = images.read_rgb8(os.path.join(shared_data, "B100", "img_002.png"))[:150, :210]
     with grpc_client(server) as g:
         whole = restore_image(lr, g, tile_size=0)
-        tiled = restore_image(lr, g, tile_size=64, overlap=16, batch=4)
-    assert len(tiling.tile_starts(150, 64, 16)) * len(tiling.tile_starts(210, 64, 16)) > 1
+        tiled = restore_image(lr, g, tile_size=96, overlap=32, batch=4)
+    assert len(tiling.tile_starts(150, 96, 32)) * len(tiling.tile_starts(210, 96, 32)) == 6
     assert tiled.shape == whole.shape == (600, 840, 3)
     diff = np.abs(whole.astype(int) - tiled.astype(int))
     mse = np.mean(diff.astype(np.float64) ** 2)
@@ -215,7 +218,7 @@ def test_a_newly_pushed_version_is_served_without_restart(server, direct, photo)
     png = images.encode_png(photo)
     with grpc_client(server, "hotswap") as g:
         assert g.predict_encoded([png]).version == 1
-        push_version(server.exported[1], server.model_base, "hotswap", 2)  # a different model (seed 1) as version 2
+        push_version(server.exported[1], server.model_base, "hotswap", 2)  # another build as version 2
         deadline = time.time() + 120
         while time.time() < deadline:
             states = {v: s for v, s, _ in g.status()}
@@ -243,13 +246,13 @@ def test_a_newly_pushed_version_is_served_without_restart(server, direct, photo)
 
 def test_sigterm_lets_in_flight_requests_finish(server, photo):
     # Several larger images in one request keep the server busy while SIGTERM arrives.
-    png = images.encode_png(np.tile(photo, (6, 8, 1)))  # 432 x 448
+    png = images.encode_png(np.tile(photo, (3, 4, 1)))  # 216 x 224 -> 864 x 896
     result = {}
 
     def call():
         try:
             with grpc_client(server, retries=0, timeout_s=120) as g:
-                result["pred"] = g.predict_encoded([png] * 6)
+                result["pred"] = g.predict_encoded([png] * 2)
         except Exception as e:  # noqa: BLE001 - reported below
             result["error"] = e
 
@@ -259,7 +262,10 @@ def test_sigterm_lets_in_flight_requests_finish(server, photo):
     server.proc.send_signal(signal.SIGTERM)
     t.join(120)
     assert "error" not in result, result.get("error")
-    assert len(result["pred"].images) == 6
+    assert len(result["pred"].images) == 2
     assert server.proc.wait(timeout=60) == 0
     log = server.log_text()
     assert "shutting down" in log and "stopped" in log
+    # The request was still in flight when the signal arrived: it is logged after the shutdown began.
+    shutdown_at = log.index("shutting down")
+    assert "grpc Predict model=srgan version=1 status=OK" in log[shutdown_at:], log[-2000:]
