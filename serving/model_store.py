@@ -125,9 +125,9 @@ class ModelStore:
 
     def status(self, name: str, version: int | None = None) -> List[VersionStatus]:
         with self._lock:
-            if name not in self._status:
+            states = self._status.get(name)
+            if not states:  # unknown, or no version yet: NOT_FOUND as in TF Serving (readiness probes rely on it)
                 raise not_found(f"Could not find any versions of model {name!r}")
-            states = self._status[name]
             if version is None:
                 return [dataclasses.replace(s) for _, s in sorted(states.items(), reverse=True)]
             if version not in states:
