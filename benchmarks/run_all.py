@@ -1,0 +1,241 @@
+"""`make bench`: quality, inference speed, training speed and data-path benchmarks, one Markdown report.
+
+    python -m benchmarks.run_all [--quick] [--only quality,inference,train,datapath] [--sr_model DIR]
+
+Every speed figure is printed beside its peer's figure from the same run and the ratio; each side
+runs in its own process with the same thread count (intra-op = nproc), warm-up runs excluded,
+median of N. The PyTorch side runs in a separate Python 3.11 venv (.venv-torch, created by
+scripts/setup_torch_env.sh when missing). Results: benchmarks/results/<date>/report.md (+ PNGs, JSON).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import sys
+from typing import Dict, List
+
+from benchmarks import common
+
+SECTIONS = ("quality", "inference", "train", "datapath")
+TF_FP32 = "savedmodel_fp32"  # the product path: the exported SavedModel, float32
+TORCH_FP32 = "fp32"
+PSNR_BUDGET_DB = 0.05  # the largest acceptable PSNR cost of a faster variant
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="small N: checks the benchmarks run end to end")
+    p.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
+    p.add_argument("--sizes", default="128,256", help="LR edge lengths for inference")
+    p.add_argument("--runs", type=int, default=10, help="timed runs per inference figure")
+    p.add_argument("--tf_variants", default=",".join(("savedmodel_fp32", "keras_fp32", "folded_fp32", "xla_fp32",
+                                                      "tflite_fp32", "amp_bf16", "mixed_bf16", "xla_mixed_bf16",
+                                                      "folded_bf16")))
+    p.add_argument("--torch_variants", default="fp32,fp32_channels_last,bf16_channels_last")
+    p.add_argument("--datapath_images", type=int, default=400)
+    p.add_argument("--sr_model", default="")
+    p.add_argument("--deblur_model", default="")
+    p.add_argument("--out", default="")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.quick:
+        args.runs, args.sizes, args.datapath_images = 2, "128", 40
+    sections = [s for s in args.only.split(",") if s]
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        raise SystemExit(f"unknown sections {sorted(unknown)}; choose from {SECTIONS}")
+    out = args.out or common.results_dir()
+    cpu = common.cpu_info()
+    peak = common.peak_flops(cpu)
+    md = ["# Benchmarks", "",
+          f"Run {datetime.datetime.now().isoformat(timespec='seconds')} on {cpu['model']} "
+          f"({cpu['cores']} cores, {cpu['ghz']:.2f} GHz, {', '.join(cpu['flags'])}).",
+          f"Figures are {common.load_note()} at the start; each line carries the load average when it was taken.",
+          f"Peak compute: fp32 {peak['fp32_flops'] / 1e9:.0f} GFLOP/s, bf16 {peak['bf16_flops'] / 1e9:.0f} GFLOP/s "
+          f"= {peak['how']}.", ""]
+    print("\n".join(md), flush=True)
+    records: Dict[str, list] = {}
+    for section in sections:
+        print(f"\n=== {section} === load average {common.load_average()}", flush=True)
+        part, recs = {"quality": quality, "inference": inference, "train": train,
+                      "datapath": datapath}[section](args, out, peak)
+        md += part
+        records[section] = recs
+    path = os.path.join(out, "report.md")
+    with open(path, "w") as f:
+        f.write("\n".join(md) + "\n")
+    common.write_json(os.path.join(out, "results.json"), {"cpu": cpu, "peak": peak, "records": records})
+    print(f"\nreport: {path}")
+    return 0
+
+
+def _py() -> str:
+    return sys.executable
+
+
+# -- 1. quality --------------------------------------------------------------------------------------
+
+def quality(args, out, peak):
+    argv = [_py(), "-m", "benchmarks.quality", "--out", out]
+    argv += ["--sr_model", args.sr_model] if args.sr_model else []
+    argv += ["--deblur_model", args.deblur_model] if args.deblur_model else []
+    argv += ["--max_images", "5"] if args.quick else []
+    common.run_child(argv)
+    qmd = os.path.join(out, "quality.md")
+    return (open(qmd).read().splitlines() + [""] if os.path.exists(qmd) else ["## 1. Quality", "", "skipped", ""]), []
+
+
+# -- 2. inference ------------------------------------------------------------------------------------
+
+def inference(args, out, peak):
+    threads = str(os.cpu_count())
+    warmup = "1" if args.quick else "3"
+    set5 = common.shared_data_dir("Set5", "LRx4")
+    tf_recs, fid = [], {}
+    for v in [v for v in args.tf_variants.split(",") if v]:
+        argv = [_py(), "-m", "benchmarks.inference_tf", "--variant", v, "--sizes", args.sizes, "--runs",
+                str(args.runs), "--warmup", warmup, "--threads", threads]
+        argv += ["--fidelity_dir", set5] if set5 and v != TF_FP32 else []
+        for r in common.run_child(argv):
+            (tf_recs.append(r) if r["bench"] == "inference" else fid.__setitem__(v, r))
+    torch_recs = []
+    if common.ensure_torch_env():
+        for v in [v for v in args.torch_variants.split(",") if v]:
+            torch_recs += common.run_child([common.TORCH_PYTHON, "-m", "benchmarks.torch_srresnet", "infer",
+                                            "--variant", v, "--sizes", args.sizes, "--runs", str(args.runs),
+                                            "--warmup", warmup, "--threads", threads])
+    md = inference_markdown(tf_recs, torch_recs, fid, peak, args.runs)
+    print("\n".join(md), flush=True)
+    return md, {"tf": tf_recs, "torch": torch_recs, "fidelity": fid}
+
+
+def _by(recs, variant, size):
+    return next((r for r in recs if r["variant"] == variant and r["size"] == size), None)
+
+
+def _ok(fid, variant) -> bool:
+    f = fid.get(variant)
+    return f is None or f["psnr_y_cost_max"] < PSNR_BUDGET_DB  # float32 variants carry no fidelity record
+
+
+def inference_markdown(tf_recs, torch_recs, fid, peak, runs) -> List[str]:
+    md = ["## 2. Inference speed (SRResNet x4, 16 blocks, 64 channels, srgan-celeba preset)", ""]
+    if tf_recs:
+        r0 = tf_recs[0]
+        t0 = torch_recs[0] if torch_recs else None
+        md += [f"Parameters: ours {r0['params']:,}, PyTorch {t0['params']:,}." if t0 else
+               f"Parameters: ours {r0['params']:,} (PyTorch side unavailable).",
+               f"Threads: intra-op {r0['threads']}, inter-op {r0['inter']} on both sides; median of {runs} runs "
+               f"after warm-up; batch 1. Multiply-adds per image from the traced graph's convolutions.", ""]
+    head = ["LR size", "side", "variant", "ms/image", "images/s", "vs PyTorch fp32", "GFLOP/s", "% of peak",
+            "PSNR-Y cost (dB, Set5)", "load avg"]
+    rows = []
+    sizes = sorted({r["size"] for r in tf_recs + torch_recs})
+    summary = []
+    for size in sizes:
+        ref = _by(torch_recs, TORCH_FP32, size)
+        for side, recs in (("ours (TF)", tf_recs), ("PyTorch", torch_recs)):
+            for r in sorted((r for r in recs if r["size"] == size), key=lambda r: r["median_s"]):
+                macs = r.get("macs") or (tf_recs[0]["macs"] if tf_recs else 0) * (size / tf_recs[0]["size"]) ** 2
+                flops = 2 * macs / r["median_s"]
+                bf16 = "bf16" in r["variant"]
+                pk = peak["bf16_flops" if bf16 else "fp32_flops"]
+                f = fid.get(r["variant"]) if side.startswith("ours") else None
+                cost = (f"{f['psnr_y_cost_mean']:+.3f} (max {f['psnr_y_cost_max']:+.3f}; "
+                        f"{f['psnr_y_vs_fp32_mean']:.1f} dB vs fp32)") if f else ("0 (reference)" if
+                                                                                  r["variant"] == TF_FP32 else "")
+                rows.append([f"{size}x{size}", side, r["variant"], common.fmt_ms(r["median_s"]),
+                             f"{1 / r['median_s']:.2f}", f"{ref['median_s'] / r['median_s']:.2f}x" if ref else "n/a",
+                             f"{flops / 1e9:.0f}", f"{100 * flops / pk:.0f}% ({'bf16' if bf16 else 'fp32'})", cost,
+                             r["load"]])
+        summary += _targets(tf_recs, torch_recs, fid, size)
+    md += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows]
+    md += ["", "Targets:", ""] + summary + [""]
+    return md
+
+
+def _targets(tf_recs, torch_recs, fid, size) -> List[str]:
+    ours, theirs = _by(tf_recs, TF_FP32, size), _by(torch_recs, TORCH_FP32, size)
+    lines = []
+    if ours and theirs:
+        ratio = ours["median_s"] / theirs["median_s"]
+        lines.append(f"- {size}x{size} float32: ours/PyTorch time ratio {ratio:.2f} (target <= 1.0: "
+                     f"{'met' if ratio <= 1.0 else 'NOT met'}; {common.fmt_ms(ours['median_s'])} vs "
+                     f"{common.fmt_ms(theirs['median_s'])} ms)")
+    fast_ours = min((r for r in tf_recs if r["size"] == size and _ok(fid, r["variant"])),
+                    key=lambda r: r["median_s"], default=None)
+    fast_theirs = min((r for r in torch_recs if r["size"] == size), key=lambda r: r["median_s"], default=None)
+    if fast_ours and fast_theirs:
+        ratio = fast_ours["median_s"] / fast_theirs["median_s"]
+        f = fid.get(fast_ours["variant"])
+        cost = f"PSNR-Y cost {f['psnr_y_cost_max']:+.3f} dB max" if f else "float32"
+        lines.append(f"- {size}x{size} fastest: ours {fast_ours['variant']} {common.fmt_ms(fast_ours['median_s'])} ms "
+                     f"({cost}) vs PyTorch {fast_theirs['variant']} {common.fmt_ms(fast_theirs['median_s'])} ms: "
+                     f"ratio {ratio:.2f} (target <= 1.0 with cost < {PSNR_BUDGET_DB} dB: "
+                     f"{'met' if ratio <= 1.0 else 'NOT met'})")
+    return lines
+
+
+# -- 3. training -------------------------------------------------------------------------------------
+
+def train(args, out, peak):
+    runs, warmup = ("1", "1") if args.quick else ("5", "2")
+    recs = common.run_child([_py(), "-m", "benchmarks.train_tf", "--runs", runs, "--warmup", warmup])
+    if common.ensure_torch_env():
+        recs += common.run_child([common.TORCH_PYTHON, "-m", "benchmarks.torch_srresnet", "train", "--runs", runs,
+                                  "--warmup", warmup])
+    tf_r = next((r for r in recs if r["side"] == "tf"), None)
+    th_r = next((r for r in recs if r["side"] == "torch"), None)
+    md = ["## 3. Training speed (one SRGAN step: D update + G update with VGG19 content + adversarial loss, "
+          "batch 16, 96x96 HR)", "",
+          "| side | s/step | images/s | G params | D params | ratio ours/PyTorch | load avg |",
+          "|---|---|---|---|---|---|---|"]
+    for r in (tf_r, th_r):
+        if r:
+            ratio = f"{tf_r['median_s'] / th_r['median_s']:.2f}" if tf_r and th_r else "n/a"
+            side = "ours (TF, models/gan_loop.py)" if r["side"] == "tf" else "PyTorch"
+            md.append(f"| {side} | {r['median_s']:.2f} | {r['batch'] / r['median_s']:.2f} | {r['params_g']:,} | "
+                      f"{r['params_d']:,} | {ratio} | {r['load']} |")
+    if tf_r:
+        md += ["", f"Median of {tf_r['runs']} steps after {tf_r['warmup']} warm-up steps; VGG19: {tf_r['vgg']}."]
+    md.append("")
+    print("\n".join(md), flush=True)
+    return md, recs
+
+
+# -- 4. data path ------------------------------------------------------------------------------------
+
+def datapath(args, out, peak):
+    recs = common.run_child([_py(), "-m", "benchmarks.datapath", "--images", str(args.datapath_images)])
+    md = ["## 4. Data path (ExampleGen + Transform on Beam vs a plain loop)", ""]
+    if not recs:
+        return md + ["skipped (no B100 images)", ""], recs
+    r = recs[0]
+    n = r["images"]
+    plain_rate, tfx_rate = n / r["plain_s"], n / r["tfx_total_s"]
+    st = r["stages"]
+    work = st.get("ImageExampleGen", 0) + st.get("Transform", 0)
+    md += [f"{n} BSD100 photographs (481x321, replicated), centre crop 128, antialiased bicubic x1/4, PNG out; "
+           f"{r['cpus']} CPUs; Beam args `{' '.join(r['beam_args'])}`; load avg {r['load']}.", "",
+           "| path | seconds | images/s | ratio to plain loop |", "|---|---|---|---|",
+           f"| plain loop, 1 process | {r['plain_s']:.1f} | {plain_rate:.1f} | 1.00 |",
+           f"| TFX end to end (incl. start-up) | {r['tfx_total_s']:.1f} | {tfx_rate:.1f} | "
+           f"{tfx_rate / plain_rate:.2f} |"]
+    if work:
+        md.append(f"| ExampleGen + Transform executions | {work:.1f} | {n / work:.1f} | "
+                  f"{(n / work) / plain_rate:.2f} |")
+    for name, s in sorted(st.items()):
+        md.append(f"| stage {name} | {s:.1f} | | |")
+    ratio = tfx_rate / plain_rate
+    md += ["", f"Target >= 1.5x the plain loop on 2 cores (end to end): {'met' if ratio >= 1.5 else 'NOT met'} "
+               f"({ratio:.2f}x).", ""]
+    print("\n".join(md), flush=True)
+    return md, recs
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
