@@ -89,9 +89,11 @@ def test_missing_vgg_weights_fail_before_training(transformed_sr, tmp_path):
 
 @pytest.mark.slow
 def test_deblur_training_run_exports_a_model_for_any_size(transformed_deblur, tmp_path):
+    # Also the options' code paths: bfloat16 mixed precision (on CPU), clipping, a decaying schedule.
     cfg = fixture_config("deblur", **{"train.warmup_steps": 2, "train.gan_steps": 2, "train.log_every": 2,
                                       "train.image_every": 2, "train.checkpoint_every": 2,
                                       "train.lr_schedule": "linear", "train.clip_norm": 1.0,
+                                      "train.mixed_precision": True,
                                       "train.checkpoint_root": str(tmp_path / "ckpt")})
     model_dir, logs = _run(transformed_deblur, tmp_path, cfg)
     assert tf.train.latest_checkpoint(cfg.checkpoint_dir).endswith("ckpt-4")

@@ -1,0 +1,73 @@
+"""A training job killed mid-way (SIGKILL, after a checkpoint) resumes from its checkpoint when rerun,
+finishes and exports an SR model that answers for a PNG of any size (37x53 -> 148x212)."""
+import io
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from fixtures_data import fixture_config
+from PIL import Image
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WARMUP, GAN, EVERY = 6, 60, 3
+
+
+def _command(data, cfg_path, out):
+    return [sys.executable, "-m", "models.trainer", "--config", str(cfg_path),
+            "--transform-output", data.transform_graph, "--train-files", data.train_files[0],
+            "--eval-files", data.eval_files[0], "--serving-model-dir", str(out / "model"),
+            "--model-run-dir", str(out / "logs")]
+
+
+def _checkpoint_steps(ckpt_dir):
+    if not os.path.isdir(ckpt_dir):
+        return []
+    return sorted(int(m.group(1)) for f in os.listdir(ckpt_dir) if (m := re.fullmatch(r"ckpt-(\d+)\.index", f)))
+
+
+@pytest.mark.slow
+def test_killed_training_resumes_from_checkpoint_and_exports(transformed_sr, tmp_path):
+    import tensorflow as tf
+
+    cfg = fixture_config("sr", **{"train.warmup_steps": WARMUP, "train.gan_steps": GAN,
+                                  "train.checkpoint_every": EVERY, "train.log_every": EVERY,
+                                  "train.image_every": 30, "train.checkpoint_root": str(tmp_path / "ckpt")})
+    cfg_path = tmp_path / "config.json"
+    cfg_path.write_text(cfg.to_json())
+    out = tmp_path / "out"
+    cmd = _command(transformed_sr, cfg_path, out)
+
+    # First attempt: SIGKILL once a GAN-phase checkpoint exists (the phase must survive the restart).
+    with open(tmp_path / "first.log", "w") as log:
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 600
+        while not [s for s in _checkpoint_steps(cfg.checkpoint_dir) if s > WARMUP]:
+            assert proc.poll() is None, f"trainer exited early:\n{(tmp_path / 'first.log').read_text()[-3000:]}"
+            assert time.monotonic() < deadline, "no GAN-phase checkpoint within 10 minutes"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    killed_at = int(tf.train.latest_checkpoint(cfg.checkpoint_dir).rsplit("-", 1)[1])
+    assert WARMUP < killed_at < WARMUP + GAN, "the first attempt was not stopped mid-way"
+    assert not (out / "model" / "saved_model.pb").exists()
+
+    # Second attempt: the same command resumes and finishes.
+    second = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert re.search(rf"resumed from \S+ckpt-{killed_at} at step {killed_at} \(gan phase\)", second.stderr)
+    logged = [int(s) for s in re.findall(r"step (\d+)/\d+ \[", second.stderr)]
+    assert logged and logged[0] > killed_at and logged[-1] == WARMUP + GAN  # the step count continues
+    assert _checkpoint_steps(cfg.checkpoint_dir)[-1] == WARMUP + GAN
+
+    served = tf.saved_model.load(str(out / "model"))
+    png = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)).save(png, "PNG")
+    result = served.signatures["serving_default"](image_bytes=tf.constant([png.getvalue()]))
+    assert (int(result["height"][0]), int(result["width"][0])) == (148, 212)
+    assert np.asarray(Image.open(io.BytesIO(result["image_bytes"][0].numpy()))).shape == (148, 212, 3)
