@@ -1,0 +1,71 @@
+"""`gan-restore run`: the pipeline on this machine with TFX's BeamDagRunner.
+
+Beam runs with `cfg.beam_args` (default: the DirectRunner in multi-processing mode on every core;
+worker processes are started with this interpreter, so the editable install of this package is what
+they import). `--until COMPONENT` runs the pipeline up to and including that component (a prefix of
+`create_components`), e.g. `--until transform` to inspect the training pairs.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+from pipeline.cli import add_config_arguments, config_from_args
+from pipeline.config import Config
+
+HELP = "run the pipeline locally (BeamDagRunner)"
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser) -> None:
+    add_config_arguments(parser)
+    parser.add_argument("--until", metavar="COMPONENT", default=None,
+                        help="stop after this component (short name or id, e.g. transform, Trainer); "
+                             "default: the whole pipeline")
+    parser.add_argument("--run-root", default=None,
+                        help="where runs write (pipeline root, metadata); default: the config's run_root")
+    parser.add_argument("--no-cache", action="store_true", help="re-execute every component")
+
+
+def run(args) -> int:
+    cfg = config_from_args(args)
+    overrides = {}
+    if args.run_root:
+        overrides["run_root"] = os.path.abspath(args.run_root)
+    if args.no_cache:
+        overrides["enable_cache"] = False
+    if overrides:
+        cfg = cfg.override(overrides)
+    try:
+        run_pipeline(cfg, until=args.until)
+    except ValueError as e:
+        raise SystemExit(f"gan-restore run: {e}") from None
+    print(cfg.pipeline_root)
+    return 0
+
+
+def run_pipeline(cfg: Config, until: str | None = None) -> None:
+    """Build `create_pipeline(cfg)` (or its prefix up to `until`) and run it with BeamDagRunner."""
+    from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
+
+    from pipeline.pipeline import create_components, create_pipeline
+
+    components = select_prefix(create_components(cfg), until)
+    log.info("running %s (%s) in %s; Beam args %s; cache %s", cfg.pipeline_name,
+             ", ".join(c.id for c in components), cfg.pipeline_root, " ".join(cfg.beam_args),
+             "on" if cfg.enable_cache else "off")
+    os.makedirs(cfg.pipeline_root, exist_ok=True)
+    BeamDagRunner().run(create_pipeline(cfg, components))
+
+
+def select_prefix(components: dict, until: str | None) -> list:
+    """The components up to and including `until` (matched by short name or node id, any case)."""
+    nodes = list(components.items())
+    if until is None:
+        return [c for _, c in nodes]
+    key = until.lower()
+    for i, (name, c) in enumerate(nodes):
+        if key in (name.lower(), c.id.lower()):
+            return [c for _, c in nodes[: i + 1]]
+    names = ", ".join(f"{name} ({c.id})" for name, c in nodes)
+    raise ValueError(f"--until {until!r} names no component; choose from {names}")

@@ -1,0 +1,180 @@
+"""The pipeline's wiring, and its data half run for real: ImageExampleGen -> StatisticsGen ->
+SchemaGen -> ExampleValidator -> Transform with TFX's BeamDagRunner on the embedded samples, both
+tasks (tiny preset), then the Transform artifact's gzipped TFRecords decoded back to image pairs.
+"""
+import glob
+import os
+
+import numpy as np
+import pytest
+
+from pipeline import local_runner
+from pipeline import pipeline as pipeline_def
+from pipeline.config import SAMPLE_DATA, preset
+
+# Tests run Beam in-process: multi-processing workers cost seconds each on a 2-core machine; that
+# the workers import our packages is checked once, by test_beam_workers_import_our_packages.
+IN_PROCESS_BEAM = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+DATA_STEPS = ["example_gen", "statistics_gen", "schema_gen", "example_validator", "transform"]
+
+
+def _cfg(task, tmp_path, **overrides):
+    return preset("tiny", task=task, overrides={"run_root": str(tmp_path / "runs"), **overrides})
+
+
+# -- wiring (no execution) ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("task", ["sr", "deblur"])
+def test_components_in_run_order_with_config(task, tmp_path):
+    import json
+
+    from pipeline.config import Config
+
+    cfg = _cfg(task, tmp_path)
+    comps = pipeline_def.create_components(cfg)
+    assert list(comps) == DATA_STEPS + ["trainer", "resolver", "evaluator", "pusher"]
+    ids = [c.id for c in comps.values()]
+    assert ids == ["ImageExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform", "Trainer",
+                   pipeline_def.RESOLVER_ID, "ImageEvaluator", "Pusher"]
+
+    transform, trainer = comps["transform"], comps["trainer"]
+    assert transform.exec_properties["preprocessing_fn"] == "models.preprocessing.preprocessing_fn"
+    assert trainer.exec_properties["run_fn"] == "models.trainer.run_fn"
+    for node in (transform, trainer):
+        custom = json.loads(node.exec_properties["custom_config"])
+        assert Config.from_json(custom["config"]) == cfg
+    train_args = trainer.exec_properties["train_args"]
+    assert str(cfg.train.warmup_steps + cfg.train.gan_steps) in str(train_args)
+    # Trainer reads what Transform wrote; the Evaluator compares with the latest blessed model.
+    assert trainer.inputs["examples"].producer_component_id == "Transform"
+    assert trainer.inputs["transform_graph"].producer_component_id == "Transform"
+    evaluator = comps["evaluator"]
+    assert evaluator.inputs["baseline_model"].producer_component_id == pipeline_def.RESOLVER_ID
+    assert comps["pusher"].inputs["model_blessing"].producer_component_id == "ImageEvaluator"
+
+    p = pipeline_def.create_pipeline(cfg, comps)
+    assert p.pipeline_info.pipeline_name == cfg.pipeline_name
+    assert p.pipeline_info.pipeline_root == cfg.pipeline_root
+    assert p.beam_pipeline_args == list(cfg.beam_args)
+    assert p.enable_cache == cfg.enable_cache
+    assert p.metadata_connection_config.sqlite.filename_uri == cfg.metadata_path
+
+
+def test_serving_dir_baseline_has_no_resolver(tmp_path):
+    comps = pipeline_def.create_components(_cfg("sr", tmp_path), baseline="serving_dir")
+    assert "resolver" not in comps
+    assert comps["evaluator"].exec_properties["baseline_model_dir"] == _cfg("sr", tmp_path).serving_dir
+    with pytest.raises(ValueError, match="baseline"):
+        pipeline_def.create_components(_cfg("sr", tmp_path), baseline="nope")
+
+
+def test_code_edits_change_the_cache_key(tmp_path):
+    """preprocessing_fn/run_fn are named by module path, which TFX's cache key does not cover."""
+    before = pipeline_def.code_fingerprint()
+    assert pipeline_def.custom_config(_cfg("sr", tmp_path))["code_fingerprint"] == before
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "x.py").write_text("A = 1\n")
+    first = pipeline_def.code_fingerprint(package_dirs=(str(tmp_path / "models"),))
+    (tmp_path / "models" / "x.py").write_text("A = 2\n")
+    assert pipeline_def.code_fingerprint(package_dirs=(str(tmp_path / "models"),)) != first
+
+
+def test_until_selects_a_prefix(tmp_path):
+    comps = pipeline_def.create_components(_cfg("deblur", tmp_path))
+    assert [c.id for c in local_runner.select_prefix(comps, "transform")][-1] == "Transform"
+    assert len(local_runner.select_prefix(comps, "ExampleValidator")) == 4
+    assert len(local_runner.select_prefix(comps, None)) == len(comps)
+    with pytest.raises(ValueError, match="choose from .*transform \\(Transform\\)"):
+        local_runner.select_prefix(comps, "Tranform")
+
+
+# -- the data half, run by BeamDagRunner ---------------------------------------------------------------
+
+def _records(pattern):
+    import tensorflow as tf
+
+    files = sorted(glob.glob(pattern))
+    assert files, f"nothing matches {pattern}"
+    return [tf.train.Example.FromString(r) for r in
+            tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator()]
+
+
+def _artifact_uri(cfg, type_name, producer_dir):
+    """The newest artifact of `type_name` under <pipeline root>/<producer>, from ML Metadata."""
+    from ml_metadata.metadata_store import metadata_store
+    from tfx.orchestration import metadata
+
+    store = metadata_store.MetadataStore(metadata.sqlite_metadata_connection_config(cfg.metadata_path))
+    prefix = os.path.join(cfg.pipeline_root, producer_dir) + os.sep
+    uris = [a.uri for a in sorted(store.get_artifacts_by_type(type_name), key=lambda a: a.id)
+            if a.uri.startswith(prefix)]
+    assert uris, f"no {type_name} artifact from {producer_dir} in {cfg.metadata_path}"
+    return uris[-1]
+
+
+def _decode(png):
+    import tensorflow as tf
+
+    return tf.io.decode_png(png, channels=3).numpy()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["sr", "deblur"])
+def test_data_half_of_the_pipeline_on_the_samples(task, tmp_path):
+    if not glob.glob(os.path.join(SAMPLE_DATA, "*.png")):
+        pytest.skip(f"no embedded sample images in {SAMPLE_DATA}")
+    cfg = _cfg(task, tmp_path, beam_args=IN_PROCESS_BEAM)
+    local_runner.run_pipeline(cfg, until="transform")
+
+    crop, small = cfg.data.crop_size, cfg.data.crop_size // cfg.scale
+    examples = _artifact_uri(cfg, "Examples", "ImageExampleGen")
+    transformed = _artifact_uri(cfg, "Examples", "Transform")
+    assert os.path.isdir(os.path.join(_artifact_uri(cfg, "ExampleAnomalies", "ExampleValidator"), "Split-eval"))
+    train_means = []
+    for split in ("train", "eval"):
+        ingested = {e.features.feature["id"].bytes_list.value[0]
+                    for e in _records(os.path.join(examples, f"Split-{split}", "*.gz"))}
+        out = _records(os.path.join(transformed, f"Split-{split}", "*.gz"))
+        assert ingested and {e.features.feature["id"].bytes_list.value[0] for e in out} == ingested
+        for e in out:
+            f = e.features.feature
+            target, degraded = _decode(f["target"].bytes_list.value[0]), _decode(f["degraded"].bytes_list.value[0])
+            assert target.shape == (crop, crop, 3)
+            assert degraded.shape == (small, small, 3)
+            if split == "train":
+                train_means.append(target.astype(np.float64).mean(axis=(0, 1)) / 255.0)
+        # target_mean: one full pass over the *train* targets, the same value in every example.
+        means = np.array([list(e.features.feature["target_mean"].float_list.value) for e in out])
+        np.testing.assert_allclose(means, np.broadcast_to(np.mean(train_means, axis=0), means.shape), atol=1e-5)
+
+    import tensorflow_transform as tft
+
+    graph = _artifact_uri(cfg, "TransformGraph", "Transform")
+    assert set(tft.TFTransformOutput(graph).transformed_feature_spec()) == {"id", "target", "degraded",
+                                                                             "target_mean"}
+
+
+@pytest.mark.slow
+def test_beam_workers_import_our_packages():
+    """cfg.beam_args' multi-processing DirectRunner starts worker processes with this interpreter;
+    they must import the project (installed editable) to run preprocessing_fn and the ingestion."""
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.testing.util import assert_that, equal_to
+
+    parent_pid = os.getpid()
+    repo_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def import_in_worker(name):  # nested: pickled by value, so the worker needs no test module
+        import importlib
+        import os as worker_os
+
+        module = importlib.import_module(name)
+        # A separate process, and the checkout's file (the editable install), not a stale copy.
+        return name, worker_os.getpid() != parent_pid and module.__file__.startswith(repo_root)
+
+    options = PipelineOptions(["--direct_running_mode=multi_processing", "--direct_num_workers=1"])
+    with beam.Pipeline(options=options) as p:
+        modules = p | beam.Create(["models.preprocessing", "components.image_example_gen"])
+        found = modules | beam.Map(import_in_worker)
+        assert_that(found, equal_to([("models.preprocessing", True), ("components.image_example_gen", True)]))
