@@ -26,6 +26,7 @@ import numpy as np
 from models import images
 from serving import tiling
 from serving.errors import ServingError
+from serving.tensors import to_ndarray, to_tensor_proto
 
 log = logging.getLogger("serving.client")
 
@@ -104,27 +105,25 @@ class GrpcClient(_Remote):
         return with_retries(once, f"gRPC {what} to {self.target}", self.retries, self.backoff_s)
 
     def predict_encoded(self, encoded: List[bytes], signature_name: str = "serving_default") -> Prediction:
-        import tensorflow as tf
         from tensorflow_serving.apis import predict_pb2
 
         request = predict_pb2.PredictRequest()
         self._spec(request.model_spec, signature_name)
-        request.inputs["image_bytes"].CopyFrom(tf.make_tensor_proto(list(encoded), dtype=tf.string))
+        request.inputs["image_bytes"].CopyFrom(to_tensor_proto(list(encoded)))
         response = self._call(self._predict.Predict, request, "Predict")
-        out = tf.make_ndarray(response.outputs["image_bytes"])
+        out = to_ndarray(response.outputs["image_bytes"])
         return Prediction([bytes(b) for b in out.reshape(-1)], response.model_spec.version.value)
 
     def predict_arrays(self, inputs: dict, signature_name: str = "") -> dict:
         """Any signature with numpy inputs (e.g. `restore` with float32 [N, H, W, 3])."""
-        import tensorflow as tf
         from tensorflow_serving.apis import predict_pb2
 
         request = predict_pb2.PredictRequest()
         self._spec(request.model_spec, signature_name)
         for k, v in inputs.items():
-            request.inputs[k].CopyFrom(tf.make_tensor_proto(v))
+            request.inputs[k].CopyFrom(to_tensor_proto(v))
         response = self._call(self._predict.Predict, request, "Predict")
-        return {k: tf.make_ndarray(v) for k, v in response.outputs.items()}
+        return {k: to_ndarray(v) for k, v in response.outputs.items()}
 
     def status(self) -> List[tuple]:
         """[(version, state name, error message)] from ModelService.GetModelStatus."""

@@ -6,7 +6,6 @@ from concurrent import futures
 
 import grpc
 import numpy as np
-import tensorflow as tf
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
@@ -18,6 +17,7 @@ from tensorflow_serving.apis import (
 from serving.errors import invalid, not_found
 from serving.model_store import ModelStore
 from serving.request_log import RequestRecord
+from serving.tensors import to_ndarray, to_tensor_proto
 
 _STATE = get_model_status_pb2.ModelVersionStatus.State
 
@@ -29,9 +29,9 @@ def requested_version(model_spec) -> int | None:
     return model_spec.version.value if which == "version" else None
 
 
-def to_ndarray(name: str, proto) -> np.ndarray:
+def input_array(name: str, proto) -> np.ndarray:
     try:
-        return tf.make_ndarray(proto)
+        return to_ndarray(proto)
     except Exception as e:
         raise invalid(f"input {name!r} is not a valid TensorProto: {e}") from None
 
@@ -51,7 +51,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         with RequestRecord("grpc", "Predict", request.model_spec.name) as rec:
             servable = self.store.get(request.model_spec.name, requested_version(request.model_spec))
             rec.version = servable.version
-            inputs = {k: to_ndarray(k, v) for k, v in request.inputs.items()}
+            inputs = {k: input_array(k, v) for k, v in request.inputs.items()}
             outputs = servable.predict(request.model_spec.signature_name, inputs)
             wanted = list(request.output_filter) or list(outputs)
             unknown = sorted(set(wanted) - set(outputs))
@@ -62,7 +62,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             response.model_spec.version.value = servable.version
             response.model_spec.signature_name = request.model_spec.signature_name or "serving_default"
             for k in wanted:
-                response.outputs[k].CopyFrom(tf.make_tensor_proto(outputs[k]))
+                response.outputs[k].CopyFrom(to_tensor_proto(outputs[k]))
             return response
         context.abort(rec.error.code, rec.error.message)
 

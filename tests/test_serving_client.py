@@ -133,3 +133,18 @@ def test_predict_command_runs_a_local_savedmodel_on_a_folder(tmp_path, smoke_exp
     assert rc == 1
     assert sorted(os.listdir(out)) == ["baby.png", "bird.png"]
     assert images.read_rgb8(str(out / "bird.png")).shape == (64, 48, 3)  # deblur: same size
+
+
+def test_string_tensor_fast_path_matches_tensorflow():
+    from serving.tensors import to_ndarray, to_tensor_proto
+
+    value = np.array([[b"\x89PNG\x00a", b""], [b"b", b"\xff" * 3]], dtype=object)
+    proto = to_tensor_proto(value)
+    assert proto == tf.make_tensor_proto(value)
+    np.testing.assert_array_equal(to_ndarray(proto), tf.make_ndarray(proto))
+    floats = np.arange(6, dtype=np.float32).reshape(1, 2, 1, 3)
+    np.testing.assert_array_equal(to_ndarray(to_tensor_proto(floats)), floats)
+    with pytest.raises(ValueError, match="string values"):
+        bad = to_tensor_proto([b"a", b"b"])
+        bad.tensor_shape.dim[0].size = 3
+        to_ndarray(bad)
