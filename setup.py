@@ -1,12 +1,12 @@
 """GAN image restoration (4x super-resolution and motion deblurring) on TensorFlow Extended."""
-from setuptools import setup
+from setuptools import find_packages, setup
 
 setup(
     name="gan-restoration",
     version="0.1.0",
     description="TFX pipeline that trains, gates and serves SRGAN / DeblurGAN models",
     python_requires=">=3.10,<3.11",  # TFX 1.16 needs Python < 3.11 (see docs/DESIGN notes)
-    packages=["pipeline", "components", "models", "serving"],
+    packages=find_packages(include=["pipeline*", "components*", "models*", "serving*"]),
     package_data={"serving": ["deploy/*", "deploy/**/*"], "pipeline": ["*.pbtxt"]},
     install_requires=[
         "tfx==1.16.0",
