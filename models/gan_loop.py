@@ -245,8 +245,9 @@ def _current_lr(opt) -> float:
     inner = _inner(opt)
     lr = inner.learning_rate
     if isinstance(lr, keras.optimizers.schedules.LearningRateSchedule):
-        lr = lr(inner.iterations)
-    return float(lr)
+        lr = lr(tf.convert_to_tensor(inner.iterations))
+    # convert_to_tensor: under MirroredStrategy these are mirrored variables.
+    return float(tf.convert_to_tensor(lr))
 
 
 def format_eta(seconds: float) -> str:
