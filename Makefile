@@ -32,8 +32,11 @@ lint: $(STAMP)
 lock: $(STAMP)
 	$(VENV)/bin/uv pip compile requirements.in --python-version 3.10 --quiet -o requirements.lock
 
+# Benchmarks (docs/benchmarks.md); not part of `make test`. The PyTorch peer runs in its own Python 3.11
+# venv (.venv-torch), created here when missing. BENCH_ARGS=--quick checks everything runs end to end.
 bench: $(STAMP)
-	$(PY) -m benchmarks.run_all
+	@bash scripts/setup_torch_env.sh || echo "bench: PyTorch venv unavailable; TF figures only"
+	$(PY) -m benchmarks.run_all $(BENCH_ARGS)
 
 # The pipeline's container image (docker/Dockerfile) for Kubeflow Pipelines; IMAGE defaults to
 # kubeflow.image of the config. Needs a Docker engine; push it where the cluster can pull from.

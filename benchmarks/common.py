@@ -168,7 +168,9 @@ def run_child(argv: List[str], env: Dict[str, str] | None = None, timeout: float
 def _noise(line: str) -> bool:
     # TF's start-up chatter (cpu feature guard, oneDNN notice) would drown the figures.
     return any(s in line for s in ("cpu_feature_guard", "oneDNN custom operations", "TF_ENABLE_ONEDNN_OPTS",
-                                   "rebuild TensorFlow with the appropriate", "This TensorFlow binary"))
+                                   "rebuild TensorFlow with the appropriate", "This TensorFlow binary",
+                                   "cudart_stub", "Unable to register", "FutureWarning", "warnings.warn",
+                                   "TF-TRT Warning", "triggered tf.function retracing"))
 
 
 def ensure_torch_env() -> bool:

@@ -22,11 +22,11 @@ from benchmarks import common
 
 CROP = 128  # HR crop (srgan-celeba's); LR is CROP / 4
 SCHEMA = """
-feature { name: "id" type: BYTES value_count { min: 1 max: 1 } shape { dim { size: 1 } } }
-feature { name: "image" type: BYTES value_count { min: 1 max: 1 } shape { dim { size: 1 } } }
-feature { name: "height" type: INT value_count { min: 1 max: 1 } shape { dim { size: 1 } } }
-feature { name: "width" type: INT value_count { min: 1 max: 1 } shape { dim { size: 1 } } }
-feature { name: "scene" type: BYTES value_count { min: 1 max: 1 } shape { dim { size: 1 } } }
+feature { name: "id" type: BYTES presence { min_fraction: 1 } shape { dim { size: 1 } } }
+feature { name: "image" type: BYTES shape { dim { size: 1 } } }
+feature { name: "height" type: INT shape { dim { size: 1 } } }
+feature { name: "width" type: INT shape { dim { size: 1 } } }
+feature { name: "scene" type: BYTES shape { dim { size: 1 } } }
 """
 
 

@@ -35,8 +35,10 @@ def inference_fn(model, cfg, dtype):
         raise ValueError("the folded benchmark graph covers the paper's SRResNet (tanh output), not residual_bicubic")
     bn = (lambda name: name) if m.batch_norm else (lambda name: None)
 
+    # numpy here, tf.constant inside the traced function: the weights become Const nodes of the graph
+    # (captured tensors would be function inputs), which grappler folds and oneDNN caches reordered.
     def const(a):
-        return tf.constant(a, dtype=dtype)
+        return a
 
     head = tuple(map(const, _conv_weights(model, "head_conv", None))) + (const(_alpha(model, "head_prelu")),)
     blocks = []
@@ -53,10 +55,10 @@ def inference_fn(model, cfg, dtype):
     tail = tuple(map(const, _conv_weights(model, "tail_conv", None)))
 
     def conv(x, w, b):
-        return tf.nn.bias_add(tf.nn.conv2d(x, w, 1, "SAME"), b)
+        return tf.nn.bias_add(tf.nn.conv2d(x, tf.constant(w, dtype), 1, "SAME"), tf.constant(b, dtype))
 
     def prelu(x, a):
-        return tf.maximum(x, 0) + a * tf.minimum(x, 0)
+        return tf.maximum(x, 0) + tf.constant(a, dtype) * tf.minimum(x, 0)
 
     def fn(images):
         x = tf.cast(images, dtype)

@@ -19,8 +19,10 @@ import numpy as np
 
 from benchmarks import common
 
-VARIANTS = ("savedmodel_fp32", "keras_fp32", "xla_fp32", "folded_fp32", "amp_bf16", "savedmodel_amp_bf16",
-            "mixed_bf16", "xla_mixed_bf16", "folded_bf16", "tflite_fp32")
+VARIANTS = ("savedmodel_fp32", "keras_fp32", "frozen_fp32", "xla_fp32", "folded_fp32", "amp_bf16",
+            "savedmodel_amp_bf16", "frozen_amp_bf16", "mixed_bf16", "frozen_mixed_bf16", "xla_mixed_bf16",
+            "folded_bf16", "folded_amp_bf16", "tflite_fp32")
+AMP_VARIANTS = ("amp_bf16", "savedmodel_amp_bf16", "frozen_amp_bf16", "folded_amp_bf16")
 
 
 def parse_args(argv=None):
@@ -39,13 +41,13 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.variant in ("amp_bf16", "savedmodel_amp_bf16", "folded_bf16"):
+    if args.variant in AMP_VARIANTS + ("folded_bf16",):
         os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.inter)
-    if args.variant in ("amp_bf16", "savedmodel_amp_bf16"):
+    if args.variant in AMP_VARIANTS:
         # Grappler rewrites the float32 graph: oneDNN-supported ops to bfloat16, casts at the edges.
         tf.config.optimizer.set_experimental_options({"auto_mixed_precision_onednn_bfloat16": True})
 
@@ -104,11 +106,16 @@ def make_variant(name: str, cfg, model):
     if name in ("keras_fp32", "amp_bf16", "xla_fp32"):
         f = tf.function(lambda x: model(x, training=False), jit_compile=name == "xla_fp32")
         return lambda x: f(x).numpy()
-    if name in ("mixed_bf16", "xla_mixed_bf16"):
+    if name in ("frozen_fp32", "frozen_amp_bf16"):
+        return frozen(lambda x: model(x, training=False))
+    if name in ("mixed_bf16", "xla_mixed_bf16", "frozen_mixed_bf16"):
         m = rebuild_mixed(cfg, model)
-        f = tf.function(lambda x: tf.cast(m(x, training=False), tf.float32), jit_compile=name == "xla_mixed_bf16")
+        fn = lambda x: tf.cast(m(x, training=False), tf.float32)  # noqa: E731
+        if name == "frozen_mixed_bf16":
+            return frozen(fn)
+        f = tf.function(fn, jit_compile=name == "xla_mixed_bf16")
         return lambda x: f(x).numpy()
-    if name in ("folded_fp32", "folded_bf16"):
+    if name in ("folded_fp32", "folded_bf16", "folded_amp_bf16"):
         from benchmarks import folded_srresnet
 
         f = tf.function(folded_srresnet.inference_fn(model, cfg, tf.bfloat16 if name == "folded_bf16" else tf.float32))
@@ -116,6 +123,20 @@ def make_variant(name: str, cfg, model):
     if name == "tflite_fp32":
         return tflite_runner(model)
     raise ValueError(name)
+
+
+def frozen(fn):
+    """`fn` as a frozen graph: variables become constants, which grappler folds and oneDNN caches."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    f = convert_variables_to_constants_v2(tf.function(fn).get_concrete_function(
+        tf.TensorSpec([1, None, None, 3], tf.float32)))
+
+    def run(x):
+        y = f(x)
+        return (y[0] if isinstance(y, (list, tuple)) else y).numpy()
+    return run
 
 
 def rebuild_mixed(cfg, model):

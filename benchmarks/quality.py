@@ -22,7 +22,9 @@ GRID_CROP = 128  # HR pixels per picture-grid cell
 # SRGAN paper, Table 2 (x4, Y, 4-pixel border): bicubic / SRResNet / SRGAN, PSNR and SSIM.
 PUBLISHED = {"Set5": "bicubic 28.43 / 0.8211, SRResNet 32.05 / 0.9019, SRGAN 29.40 / 0.8472",
              "BSD100": "bicubic 25.94 / 0.6935, SRResNet 27.58 / 0.7620, SRGAN 25.16 / 0.6688",
-             "GoPro": "blurred input 24.05 / 25.11 dB on these two pairs; DeblurGAN 28.7 dB on the full test set"}
+             "GoPro": "PSNR-RGB of the blurred input 24.05 / 25.11 dB on these two pairs (../shared/data/SOURCES.md); "
+                      "DeblurGAN 28.7 dB on the full test set"}
+COLUMNS = (("psnr_y", "PSNR-Y", 2), ("ssim_y", "SSIM-Y", 4), ("psnr_rgb", "PSNR-RGB", 2))
 
 
 def latest_model(preset_name: str) -> str:
@@ -124,11 +126,10 @@ def _grid(rows, gap: int = 4):
 
 def _section(name: str, t: Dict, grid_rel: str) -> List[str]:
     systems = list(t["means"])
-    head = ["image"] + [f"{s} {m}" for s in systems for m in ("PSNR-Y", "SSIM-Y")]
-    rows = [[i] + [f"{t['per_image'][s][k][m]:.{2 if m == 'psnr_y' else 4}f}" for s in systems
-                   for m in ("psnr_y", "ssim_y")] for k, i in enumerate(t["ids"])]
-    rows.append(["**mean**"] + [f"**{t['means'][s][m]:.{2 if m == 'psnr_y' else 4}f}**" for s in systems
-                                for m in ("psnr_y", "ssim_y")])
+    head = ["image"] + [f"{s} {label}" for s in systems for _, label, _ in COLUMNS]
+    rows = [[i] + [f"{t['per_image'][s][k][m]:.{d}f}" for s in systems for m, _, d in COLUMNS]
+            for k, i in enumerate(t["ids"])]
+    rows.append(["**mean**"] + [f"**{t['means'][s][m]:.{d}f}**" for s in systems for m, _, d in COLUMNS])
     md = [f"### {name} ({len(t['ids'])} images, {len(t['rejects'])} rejected)", "",
           f"Published: {PUBLISHED[name]}.", "",
           "| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows]
