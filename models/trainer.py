@@ -30,6 +30,8 @@ CHECKPOINTS_KEPT = 3
 
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point (GenericExecutor)."""
+    # TFX logs through absl's root handler with the root logger at WARNING: let progress lines through.
+    logging.getLogger("models").setLevel(logging.INFO)
     custom = fn_args.custom_config or {}
     if "config" not in custom:
         raise ValueError("the Trainer needs custom_config={'config': cfg.to_json()} (pipeline/pipeline.py)")

@@ -21,6 +21,32 @@ def _run(data, tmp_path, task_cfg, name="run"):
     return path, str(out / "logs")
 
 
+def _run_tfx_trainer(data, tmp_path, cfg):
+    """The real TFX Trainer executor (GenericExecutor) on the Transform output, as the pipeline runs it."""
+    import json
+
+    from tfx.components.trainer.executor import GenericExecutor
+    from tfx.proto import trainer_pb2
+    from tfx.types import artifact_utils, standard_artifacts
+    from tfx.utils import proto_utils
+
+    examples = standard_artifacts.Examples()
+    examples.uri = os.path.dirname(data.train_split_dir)
+    examples.split_names = artifact_utils.encode_split_names(["train", "eval"])
+    graph = standard_artifacts.TransformGraph()
+    graph.uri = data.transform_graph
+    model, model_run = standard_artifacts.Model(), standard_artifacts.ModelRun()
+    model.uri, model_run.uri = str(tmp_path / "model"), str(tmp_path / "model_run")
+    GenericExecutor().Do(
+        {"examples": [examples], "transform_graph": [graph]}, {"model": [model], "model_run": [model_run]},
+        {"run_fn": "models.trainer.run_fn",
+         "train_args": proto_utils.proto_to_json(trainer_pb2.TrainArgs(num_steps=cfg.train.warmup_steps
+                                                                           + cfg.train.gan_steps)),
+         "eval_args": proto_utils.proto_to_json(trainer_pb2.EvalArgs(num_steps=1)),
+         "custom_config": json.dumps({"config": cfg.to_json()})})
+    return str(tmp_path / "model" / "Format-Serving"), model_run.uri
+
+
 def _png(h, w, seed=0):
     rgb = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
     buf = io.BytesIO()
@@ -85,7 +111,7 @@ def test_missing_vgg_weights_fail_before_training(transformed_sr, tmp_path):
     assert not (tmp_path / "ckpt").exists() and not (tmp_path / "run").exists()
 
 
-# -- a short deblur run: both phases, TensorBoard, checkpoints, export -------------------------------
+# -- a short deblur run in the TFX Trainer executor: phases, TensorBoard, checkpoints, export---------------------------
 
 @pytest.mark.slow
 def test_deblur_training_run_exports_a_model_for_any_size(transformed_deblur, tmp_path):
@@ -95,7 +121,7 @@ def test_deblur_training_run_exports_a_model_for_any_size(transformed_deblur, tm
                                       "train.lr_schedule": "linear", "train.clip_norm": 1.0,
                                       "train.mixed_precision": True,
                                       "train.checkpoint_root": str(tmp_path / "ckpt")})
-    model_dir, logs = _run(transformed_deblur, tmp_path, cfg)
+    model_dir, logs = _run_tfx_trainer(transformed_deblur, tmp_path, cfg)
     assert tf.train.latest_checkpoint(cfg.checkpoint_dir).endswith("ckpt-4")
     tags = set()
     for f in tf.io.gfile.glob(os.path.join(logs, "events.out.tfevents.*")):
