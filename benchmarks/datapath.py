@@ -23,10 +23,10 @@ from benchmarks import common
 CROP = 128  # HR crop (srgan-celeba's); LR is CROP / 4
 SCHEMA = """
 feature { name: "id" type: BYTES presence { min_fraction: 1 } shape { dim { size: 1 } } }
-feature { name: "image" type: BYTES shape { dim { size: 1 } } }
-feature { name: "height" type: INT shape { dim { size: 1 } } }
-feature { name: "width" type: INT shape { dim { size: 1 } } }
-feature { name: "scene" type: BYTES shape { dim { size: 1 } } }
+feature { name: "image" type: BYTES presence { min_fraction: 1 } shape { dim { size: 1 } } }
+feature { name: "height" type: INT presence { min_fraction: 1 } shape { dim { size: 1 } } }
+feature { name: "width" type: INT presence { min_fraction: 1 } shape { dim { size: 1 } } }
+feature { name: "scene" type: BYTES presence { min_fraction: 1 } shape { dim { size: 1 } } }
 """
 
 
@@ -75,7 +75,7 @@ def tfx_run(root: str, work: str) -> dict:
     gen = ImageExampleGen(config=cfg)
     imp = tfx.components.ImportSchemaGen(schema_file=schema)
     transform = tfx.components.Transform(examples=gen.outputs["examples"], schema=imp.outputs["schema"],
-                                         preprocessing_fn=pl.PREPROCESSING_FN, custom_config=pl.custom_config(cfg))
+                                         preprocessing_fn=pl.PREPROCESSING_FN, custom_config=pl.custom_config(cfg, "transform"))
     t0 = time.perf_counter()
     BeamDagRunner().run(pl.create_pipeline(cfg, [gen, imp, transform]))
     total = time.perf_counter() - t0

@@ -53,6 +53,7 @@ def main(argv=None) -> int:
     if unknown:
         raise SystemExit(f"unknown sections {sorted(unknown)}; choose from {SECTIONS}")
     out = args.out or common.results_dir()
+    os.makedirs(out, exist_ok=True)
     cpu = common.cpu_info()
     peak = common.peak_flops(cpu)
     md = ["# Benchmarks", "",
