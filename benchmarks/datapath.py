@@ -75,7 +75,8 @@ def tfx_run(root: str, work: str) -> dict:
     gen = ImageExampleGen(config=cfg)
     imp = tfx.components.ImportSchemaGen(schema_file=schema)
     transform = tfx.components.Transform(examples=gen.outputs["examples"], schema=imp.outputs["schema"],
-                                         preprocessing_fn=pl.PREPROCESSING_FN, custom_config=pl.custom_config(cfg, "transform"))
+                                         preprocessing_fn=pl.PREPROCESSING_FN,
+                                         custom_config=pl.custom_config(cfg, "transform"))
     t0 = time.perf_counter()
     BeamDagRunner().run(pl.create_pipeline(cfg, [gen, imp, transform]))
     total = time.perf_counter() - t0
