@@ -230,6 +230,27 @@ class Config:
                          if k not in ("checkpoint_root", "log_every", "image_every", "checkpoint_every")}
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:12]
 
+    def view(self, *keep: str) -> "Config":
+        """A copy that keeps only the named sections or dotted keys ("data", "model.scale") and the
+        run identity (name, task, run_root); everything else is reset to the dataclass defaults.
+
+        Components get the view of what they read, so TFX's cache key (which covers the config) changes
+        only when their own settings do: a new eval threshold re-runs the Evaluator, not ExampleGen.
+        A component must not read settings outside its view (they hold defaults, not the run's values).
+        """
+        d, base = self.to_dict(), Config().to_dict()
+        out = {k: d[k] for k in ("name", "task", "run_root")}
+        for k, v in base.items():
+            out.setdefault(k, v)
+        for key in keep:
+            section, _, field_name = key.partition(".")
+            if field_name:
+                out[section] = dict(out[section])
+                out[section][field_name] = d[section][field_name]
+            else:
+                out[section] = d[section]
+        return Config.from_dict(out)
+
     # -- (de)serialisation -------------------------------------------------------------------------
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)

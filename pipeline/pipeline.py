@@ -64,7 +64,7 @@ def create_components(cfg: Config, baseline: str = "resolver") -> OrderedDict[st
     if baseline not in BASELINES:
         raise ValueError(f"baseline must be one of {BASELINES}, got {baseline!r}")
     c: OrderedDict[str, object] = OrderedDict()
-    c["example_gen"] = ImageExampleGen(config=cfg)
+    c["example_gen"] = ImageExampleGen(config=cfg.view(*CONFIG_VIEWS["example_gen"]))
     c["statistics_gen"] = tfx.components.StatisticsGen(examples=c["example_gen"].outputs["examples"])
     schema_file = checked_in_schema(cfg)
     if schema_file:
@@ -77,7 +77,7 @@ def create_components(cfg: Config, baseline: str = "resolver") -> OrderedDict[st
         statistics=c["statistics_gen"].outputs["statistics"], schema=schema)
     c["transform"] = tfx.components.Transform(
         examples=c["example_gen"].outputs["examples"], schema=schema,
-        preprocessing_fn=PREPROCESSING_FN, custom_config=custom_config(cfg))
+        preprocessing_fn=PREPROCESSING_FN, custom_config=custom_config(cfg, "transform"))
     c["trainer"] = tfx.components.Trainer(
         run_fn=RUN_FN,
         examples=c["transform"].outputs["transformed_examples"],
@@ -85,7 +85,7 @@ def create_components(cfg: Config, baseline: str = "resolver") -> OrderedDict[st
         schema=schema,
         train_args=tfx.proto.TrainArgs(num_steps=train_steps(cfg)),
         eval_args=tfx.proto.EvalArgs(num_steps=eval_steps(cfg)),
-        custom_config=custom_config(cfg))
+        custom_config=custom_config(cfg, "trainer"))
     c.update(evaluation_components(cfg, c["transform"], c["trainer"], baseline))
     return c
 
@@ -109,27 +109,45 @@ def evaluation_components(cfg: Config, transform, trainer, baseline: str) -> Ord
         baseline_kwargs = {"baseline_model_dir": cfg.serving_dir}
     c["evaluator"] = ImageEvaluator(
         examples=transform.outputs["transformed_examples"], model=trainer.outputs["model"],
-        custom_config={"config": cfg.to_json()}, **baseline_kwargs)
+        custom_config=custom_config(cfg, "evaluator"), **baseline_kwargs)
     c["pusher"] = make_pusher(cfg, trainer.outputs["model"], c["evaluator"].outputs["blessing"])
     return c
 
 
-def custom_config(cfg: Config) -> dict:
-    """What Transform and Trainer get: the config, and a fingerprint of the code they import.
+# What each component reads of the config (Config.view) and which of our modules its result depends
+# on. TFX's cache key covers exec properties, so a component re-runs only when its own settings or
+# code change: a new eval threshold re-runs the Evaluator, not ingestion, Transform and training.
+CONFIG_VIEWS = {
+    "example_gen": ("data",),
+    "transform": ("data", "model.scale"),
+    "trainer": ("data", "model", "loss", "train", "eval.max_images", "eval.report_images"),
+    "evaluator": ("data", "model.scale", "eval"),
+}
+CODE = {
+    "transform": ("models/preprocessing.py", "models/degrade.py", "models/images.py"),
+    "trainer": ("models/**/*.py",),
+    "evaluator": ("models/evaluation.py", "models/metrics.py", "models/report.py", "models/degrade.py",
+                  "models/images.py"),
+}
 
-    They name their functions by module path, which TFX's cache key does not cover; the fingerprint
-    makes an edit of models/ invalidate cached Transform/Trainer executions.
+
+def custom_config(cfg: Config, component: str) -> dict:
+    """What a component running our code gets: its view of the config, and a fingerprint of that code.
+
+    Transform and Trainer name their functions by module path, which TFX's cache key does not cover;
+    the fingerprint makes an edit of that code invalidate their cached executions.
     """
-    return {"config": cfg.to_json(), "code_fingerprint": code_fingerprint()}
+    view = cfg.view(*CONFIG_VIEWS[component])
+    return {"config": view.to_json(), "code_fingerprint": code_fingerprint(CODE[component])}
 
 
-def code_fingerprint(package_dirs=("models",)) -> str:
+def code_fingerprint(patterns=("models/**/*.py",)) -> str:
     h = hashlib.sha256()
-    for d in package_dirs:
-        for path in sorted(glob.glob(os.path.join(REPO_ROOT, d, "**", "*.py"), recursive=True)):
-            h.update(os.path.relpath(path, REPO_ROOT).encode())
-            with open(path, "rb") as f:
-                h.update(f.read())
+    paths = sorted({p for pat in patterns for p in glob.glob(os.path.join(REPO_ROOT, pat), recursive=True)})
+    for path in paths:
+        h.update(os.path.relpath(path, REPO_ROOT).encode())
+        with open(path, "rb") as f:
+            h.update(f.read())
     return h.hexdigest()[:16]
 
 

@@ -40,9 +40,9 @@ def test_components_in_run_order_with_config(task, tmp_path):
     transform, trainer = comps["transform"], comps["trainer"]
     assert transform.exec_properties["preprocessing_fn"] == "models.preprocessing.preprocessing_fn"
     assert trainer.exec_properties["run_fn"] == "models.trainer.run_fn"
-    for node in (transform, trainer):
+    for node, name in ((transform, "transform"), (trainer, "trainer")):
         custom = json.loads(node.exec_properties["custom_config"])
-        assert Config.from_json(custom["config"]) == cfg
+        assert Config.from_json(custom["config"]) == cfg.view(*pipeline_def.CONFIG_VIEWS[name])
     train_args = trainer.exec_properties["train_args"]
     assert str(cfg.train.warmup_steps + cfg.train.gan_steps) in str(train_args)
     # Trainer reads what Transform wrote; the Evaluator compares with the latest blessed model.
@@ -70,13 +70,37 @@ def test_serving_dir_baseline_has_no_resolver(tmp_path):
 
 def test_code_edits_change_the_cache_key(tmp_path):
     """preprocessing_fn/run_fn are named by module path, which TFX's cache key does not cover."""
-    before = pipeline_def.code_fingerprint()
-    assert pipeline_def.custom_config(_cfg("sr", tmp_path))["code_fingerprint"] == before
+    before = pipeline_def.code_fingerprint(pipeline_def.CODE["transform"])
+    assert pipeline_def.custom_config(_cfg("sr", tmp_path), "transform")["code_fingerprint"] == before
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "x.py").write_text("A = 1\n")
-    first = pipeline_def.code_fingerprint(package_dirs=(str(tmp_path / "models"),))
+    first = pipeline_def.code_fingerprint((str(tmp_path / "models" / "*.py"),))
     (tmp_path / "models" / "x.py").write_text("A = 2\n")
-    assert pipeline_def.code_fingerprint(package_dirs=(str(tmp_path / "models"),)) != first
+    assert pipeline_def.code_fingerprint((str(tmp_path / "models" / "*.py"),)) != first
+
+
+def test_components_get_only_the_settings_they_read(tmp_path):
+    """A serving or eval change must not re-run ingestion, Transform or training (cache keys)."""
+    from pipeline.config import Config
+
+    def configs(cfg):
+        comps = pipeline_def.create_components(cfg)
+        out = {name: comps[name].exec_properties["custom_config"] for name in ("transform", "trainer", "evaluator")}
+        out["example_gen"] = comps["example_gen"].exec_properties["custom_config"]
+        return out
+
+    cfg = _cfg("sr", tmp_path)
+    base = configs(cfg)
+    evaluated = configs(cfg.override({"eval.min_psnr": 30.0, "serving.tile_overlap": 8}))
+    assert evaluated["evaluator"] != base["evaluator"]
+    for name in ("example_gen", "transform", "trainer"):
+        assert evaluated[name] == base[name], name
+    trained = configs(cfg.override({"train.lr_gen": 0.01}))
+    assert trained["trainer"] != base["trainer"]
+    assert (trained["transform"], trained["example_gen"]) == (base["transform"], base["example_gen"])
+    # each view still carries what its component reads
+    view = Config.from_json(pipeline_def.custom_config(cfg, "transform")["config"])
+    assert (view.task, view.data, view.scale) == (cfg.task, cfg.data, cfg.scale)
 
 
 def test_until_selects_a_prefix(tmp_path):
