@@ -230,7 +230,7 @@ class Config:
                          if k not in ("checkpoint_root", "log_every", "image_every", "checkpoint_every")}
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:12]
 
-    def view(self, *keep: str) -> "Config":
+    def view(self, *keep: str) -> Config:
         """A copy that keeps only the named sections or dotted keys ("data", "model.scale") and the
         run identity (name, task, run_root); everything else is reset to the dataclass defaults.
 
