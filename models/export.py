@@ -10,8 +10,9 @@
     inputs:  images       float32 [N, H, W, 3] in [0, 1]
     outputs: images       float32 [N, H*s, W*s, 3] in [0, 1]
 
-The generator is a Keras model mapping [0, 1] images to [0, 1] images. Inputs of any size are padded
-(reflect) to the generator's size multiple and the output cropped back: pad, never crop the input.
+The generator is a Keras model mapping [0, 1] images to [0, 1] images. Inputs of any size (down to 1x1)
+are padded (symmetric) to the generator's size multiple and minimum size and the output cropped back:
+pad, never crop the input.
 The serving path never applies the training degradation: it takes an already degraded image.
 """
 from __future__ import annotations
@@ -37,14 +38,25 @@ class RestorationModule(tf.Module):
 
     def _restore(self, x):
         h, w = tf.shape(x)[1], tf.shape(x)[2]
-        m = self.size_multiple
-        ph, pw = (-h) % m, (-w) % m
-        if m > 1:
-            # Reflect needs pad < size; symmetric covers tiny inputs too.
-            x = tf.pad(x, [[0, 0], [0, ph], [0, pw], [0, 0]], mode="SYMMETRIC")
-        y = tf.cast(self.generator(x, training=False), tf.float32)
+        y = tf.cast(self.generator(self._pad(x, h, w), training=False), tf.float32)
         y = y[:, : h * self.scale, : w * self.scale, :]
         return tf.clip_by_value(y, 0.0, 1.0)
+
+    def _pad(self, x, h, w):
+        """Pad (never crop) to the generator's size multiple and minimum size: mirror the edge rows and
+        columns (symmetric), replicating the last one where the image is smaller than the padding."""
+        m = self.size_multiple
+        if m == 1:
+            return x
+        # Reflection pads inside a downsampling generator need every feature map >= 2 pixels.
+        min_size = 4 * m
+
+        def indices(n):
+            target = tf.maximum(((n + m - 1) // m) * m, min_size)
+            i = tf.range(target)
+            return tf.clip_by_value(tf.where(i < n, i, 2 * n - 1 - i), 0, n - 1)
+
+        return tf.gather(tf.gather(x, indices(h), axis=1), indices(w), axis=2)
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
     def restore(self, images):
@@ -57,8 +69,10 @@ class RestorationModule(tf.Module):
             y = images.tf_to_uint8(self._restore(x)[0])
             return tf.io.encode_png(y), tf.shape(y)[0], tf.shape(y)[1]
 
+        # One image at a time: images of different sizes run in parallel loop iterations crash
+        # oneDNN's convolutions (SIGSEGV, TF 2.16 CPU); each image still uses every core.
         png, height, width = tf.map_fn(
-            one, image_bytes,
+            one, image_bytes, parallel_iterations=1,
             fn_output_signature=(tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.int32),
                                  tf.TensorSpec([], tf.int32)))
         return {"image_bytes": png, "height": height, "width": width}
