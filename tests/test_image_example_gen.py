@@ -226,8 +226,17 @@ def messy_folder(tmp_path, shared_data):
 def test_folder_layout_keeps_every_good_image_and_lists_every_bad_one(messy_folder, tmp_path, caplog):
     root, expected, bad = messy_folder
     cfg = preset("tiny").override({"data.root": root, "data.layout": "folder", "data.max_pixels": MAX_PIXELS})
-    with caplog.at_level(logging.INFO):
-        examples = run_executor(cfg, tmp_path / "out")
+    from absl import logging as absl_logging
+
+    # The executor logs through absl, whose own verbosity an earlier TFX run in this process may have
+    # raised to WARNING; the summary lines must reach caplog whatever ran before.
+    verbosity = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.INFO)
+    try:
+        with caplog.at_level(logging.INFO):
+            examples = run_executor(cfg, tmp_path / "out")
+    finally:
+        absl_logging.set_verbosity(verbosity)
 
     splits = {s: read_split(examples.uri, s) for s in ("train", "eval")}
     assert artifact_utils.decode_split_names(examples.split_names) == ["train", "eval"]

@@ -2,6 +2,7 @@
 SchemaGen -> ExampleValidator -> Transform with TFX's BeamDagRunner on the embedded samples, both
 tasks (tiny preset), then the Transform artifact's gzipped TFRecords decoded back to image pairs.
 """
+import ast
 import glob
 import os
 
@@ -179,26 +180,28 @@ def test_data_half_of_the_pipeline_on_the_samples(task, tmp_path):
 
 
 @pytest.mark.slow
-def test_beam_workers_import_our_packages():
+def test_beam_workers_import_our_packages(tmp_path):
     """cfg.beam_args' multi-processing DirectRunner starts worker processes with this interpreter;
     they must import the project (installed editable) to run preprocessing_fn and the ingestion."""
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
-    from apache_beam.testing.util import assert_that, equal_to
 
     parent_pid = os.getpid()
     repo_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-    def import_in_worker(name):  # nested: pickled by value, so the worker needs no test module
-        import importlib
-        import os as worker_os
-
-        module = importlib.import_module(name)
-        # A separate process, and the checkout's file (the editable install), not a stale copy.
-        return name, worker_os.getpid() != parent_pid and module.__file__.startswith(repo_root)
+    # Defined as if in __main__ so that Beam's pickler ships it by value: by reference it would name
+    # this test module, which a worker cannot import (another distribution owns a top-level `tests`).
+    namespace = {"__name__": "__main__"}
+    exec("def import_in_worker(name):\n"
+         "    import importlib, os\n"
+         "    return name, os.getpid(), importlib.import_module(name).__file__\n", namespace)
 
     options = PipelineOptions(["--direct_running_mode=multi_processing", "--direct_num_workers=1"])
+    out = os.path.join(str(tmp_path), "found")
     with beam.Pipeline(options=options) as p:
         modules = p | beam.Create(["models.preprocessing", "components.image_example_gen"])
-        found = modules | beam.Map(import_in_worker)
-        assert_that(found, equal_to([("models.preprocessing", True), ("components.image_example_gen", True)]))
+        _ = modules | beam.Map(namespace["import_in_worker"]) | beam.Map(repr) | beam.io.WriteToText(out)
+    found = sorted(ast.literal_eval(line) for path in glob.glob(out + "*") for line in open(path))
+    assert [name for name, _, _ in found] == ["components.image_example_gen", "models.preprocessing"]
+    for name, pid, path in found:
+        # A separate process, and the checkout's file (the editable install), not a stale copy.
+        assert pid != parent_pid and path.startswith(repo_root), (name, pid, path)
