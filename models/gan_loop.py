@@ -136,7 +136,7 @@ class GanTrainer:
             self.discriminator = networks.build_discriminator(cfg) if t.gan_steps > 0 else None
             self.perceptual = losses.PerceptualLoss(cfg) if losses.perceptual_enabled(cfg) and t.gan_steps else None
             self.warmup_opt = _adam(cfg, t.lr_gen, t.warmup_steps, 1, self.policy, "warmup_adam")
-            self.gen_opt = _adam(cfg, t.lr_gen, t.gan_steps, 1, self.policy, "gen_adam")
+            self.gen_opt = _adam(cfg, t.lr_gen_gan or t.lr_gen, t.gan_steps, 1, self.policy, "gen_adam")
             self.disc_opt = _adam(cfg, t.lr_disc, t.gan_steps, t.disc_steps, self.policy, "disc_adam")
             # Slots exist before a restore, so the checkpoint restores them eagerly.
             for opt, model in ((self.warmup_opt, self.generator), (self.gen_opt, self.generator),

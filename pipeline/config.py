@@ -91,6 +91,7 @@ class TrainConfig:
     gan_steps: int = 1000  # adversarial generator steps
     disc_steps: int = 1  # discriminator (critic) steps per generator step; 5 for WGAN-GP
     lr_gen: float = 1e-4
+    lr_gen_gan: float = 0.0  # generator lr in the adversarial phase (fresh Adam); 0 = lr_gen
     lr_disc: float = 1e-4
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
