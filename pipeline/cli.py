@@ -9,7 +9,9 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import sys
+import warnings
 
 from pipeline.config import PRESETS, Config, preset
 
@@ -115,6 +117,12 @@ def _load(module_name):
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.verbose:
+        # TensorFlow's C++ INFO/WARNING lines (oneDNN, TensorRT notices) and google-api-core's Python
+        # 3.10 FutureWarnings, here and in Beam's worker processes (they inherit the environment).
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
+        warnings.filterwarnings("ignore", category=FutureWarning)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     return int(args._module.run(args) or 0)

@@ -26,9 +26,11 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from pipeline.local_runner import run_pipeline
+    from pipeline.local_runner import quiet_logging, run_pipeline
 
     cfg = config_from_args(args)
+    if not args.verbose:
+        quiet_logging()
     overrides = {}
     if args.run_root:
         overrides["run_root"] = os.path.abspath(args.run_root)

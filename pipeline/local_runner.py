@@ -29,6 +29,8 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     cfg = config_from_args(args)
+    if not args.verbose:
+        quiet_logging()
     overrides = {}
     if args.run_root:
         overrides["run_root"] = os.path.abspath(args.run_root)
@@ -42,6 +44,33 @@ def run(args) -> int:
         raise SystemExit(f"gan-restore run: {e}") from None
     print(cfg.pipeline_root)
     return 0
+
+
+class _ProgressOnly(logging.Filter):
+    """TFX and Beam log every node's full configuration at INFO. Keep what says how the run goes:
+    warnings, our own modules' lines (training progress, ingestion summary, the gate's decision) and
+    TFX's "node X is running/finished"; `-v` shows everything."""
+
+    OURS = ("models", "components", "pipeline", "serving")
+    # Beam worker warnings that every local run prints and that need no action.
+    BENIGN = ("semi_persistent_directory", "Discarding unparseable args", "python-snappy",
+              "property_predicate is not supported", "No iterator is returned by the process method",
+              "`custom_executor_spec` is deprecated")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.split(".")[0] in self.OURS:
+            return True
+        if record.levelno >= logging.WARNING:
+            return not any(b in record.getMessage() for b in self.BENIGN)
+        if record.name == "absl":
+            msg = record.getMessage()
+            return msg.startswith("node ") or " summary: " in msg or "BLESSED" in msg
+        return False
+
+
+def quiet_logging() -> None:
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_ProgressOnly())
 
 
 def run_pipeline(cfg: Config, until: str | None = None) -> None:
