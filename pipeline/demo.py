@@ -12,31 +12,19 @@ import logging
 import os
 import time
 
-from pipeline.cli import add_config_arguments, config_from_args
 from pipeline.config import Config
+from pipeline.local_runner import add_run_arguments, run_config, run_pipeline
 
 HELP = "run the whole pipeline on the embedded sample images and show the result"
 log = logging.getLogger(__name__)
 
 
 def add_arguments(parser) -> None:
-    add_config_arguments(parser)
-    parser.add_argument("--run-root", default=None, help="where the run writes (default: ./runs)")
-    parser.add_argument("--no-cache", action="store_true", help="re-execute every component")
+    add_run_arguments(parser)
 
 
 def run(args) -> int:
-    from pipeline.local_runner import quiet_logging, run_pipeline
-
-    cfg = config_from_args(args)
-    if not args.verbose:
-        quiet_logging()
-    overrides = {}
-    if args.run_root:
-        overrides["run_root"] = os.path.abspath(args.run_root)
-    if args.no_cache:
-        overrides["enable_cache"] = False
-    cfg = cfg.override(overrides) if overrides else cfg
+    cfg = run_config(args)
     start = time.time()
     print(f"demo: {cfg.task} pipeline, preset {cfg.name}, data {cfg.data.root}; writing to {cfg.pipeline_root}",
           flush=True)

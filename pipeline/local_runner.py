@@ -18,16 +18,22 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser) -> None:
-    add_config_arguments(parser)
+    add_run_arguments(parser)
     parser.add_argument("--until", metavar="COMPONENT", default=None,
                         help="stop after this component (short name or id, e.g. transform, Trainer); "
                              "default: the whole pipeline")
+
+
+def add_run_arguments(parser) -> None:
+    """The options of every subcommand that runs the pipeline here (`run`, `demo`)."""
+    add_config_arguments(parser)
     parser.add_argument("--run-root", default=None,
-                        help="where runs write (pipeline root, metadata); default: the config's run_root")
+                        help="where runs write (pipeline root, metadata, pushed models); default: ./runs")
     parser.add_argument("--no-cache", action="store_true", help="re-execute every component")
 
 
-def run(args) -> int:
+def run_config(args) -> Config:
+    """The Config of a local run from the command line; also quiets TFX's logging unless -v."""
     cfg = config_from_args(args)
     if not args.verbose:
         quiet_logging()
@@ -36,8 +42,11 @@ def run(args) -> int:
         overrides["run_root"] = os.path.abspath(args.run_root)
     if args.no_cache:
         overrides["enable_cache"] = False
-    if overrides:
-        cfg = cfg.override(overrides)
+    return cfg.override(overrides) if overrides else cfg
+
+
+def run(args) -> int:
+    cfg = run_config(args)
     try:
         run_pipeline(cfg, until=args.until)
     except ValueError as e:
