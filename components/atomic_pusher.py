@@ -39,6 +39,19 @@ from tfx.utils import io_utils, proto_utils
 log = logging.getLogger(__name__)
 TMP_PREFIX = ".tmp-"
 _RENAME_ATTEMPTS = 5
+# Which model a version was pushed from (assets.extra/ is where TF Serving expects, and ignores, extras).
+SOURCE_FILE = os.path.join("assets.extra", "pushed_from.txt")
+
+
+def newest_version_source(base_dir: str) -> tuple:
+    """(version dir, the model path it was pushed from or "") of the newest version under `base_dir`."""
+    versions = sorted(int(n.rstrip("/")) for n in (fileio.listdir(base_dir) if fileio.isdir(base_dir) else [])
+                      if n.rstrip("/").isdigit())
+    if not versions:
+        return "", ""
+    newest = os.path.join(base_dir, str(versions[-1]))
+    marker = os.path.join(newest, SOURCE_FILE)
+    return newest, (io_utils.read_string_file(marker).strip() if fileio.exists(marker) else "")
 
 
 def next_version(base_dir: str) -> int:
@@ -57,6 +70,7 @@ def publish_atomically(model_path: str, base_dir: str) -> str:
     try:
         # saved_model.pb last, as the stock Pusher does, for stores where rename is not atomic.
         io_utils.copy_dir(model_path, tmp, deny_regex_patterns=[r"saved_model\.pb"])
+        io_utils.write_string_file(os.path.join(tmp, SOURCE_FILE), model_path)
         io_utils.copy_file(os.path.join(model_path, "saved_model.pb"), os.path.join(tmp, "saved_model.pb"))
         for _ in range(_RENAME_ATTEMPTS):
             final = os.path.join(base_dir, str(version))
@@ -94,9 +108,17 @@ class AtomicPusherExecutor(pusher_executor.Executor):
         versioning = destination.filesystem.versioning
         if versioning not in (pusher_pb2.Versioning.AUTO, pusher_pb2.Versioning.UNIX_TIMESTAMP):
             raise NotImplementedError(f"versioning {versioning}: only UNIX_TIMESTAMP is supported")
-        serving_path = publish_atomically(model_path, destination.filesystem.base_directory)
+        base = destination.filesystem.base_directory
+        newest, source = newest_version_source(base)
+        if source == model_path:
+            # A rerun with a cached Trainer re-blesses the same model: serving it again under a new
+            # version would only make TF Serving reload identical weights.
+            serving_path = newest
+            log.info("model %s is already the newest version %s; not pushed again", model_path, serving_path)
+        else:
+            serving_path = publish_atomically(model_path, base)
+            log.info("model %s pushed to %s", model_path, serving_path)
         version = os.path.basename(serving_path)
-        log.info("model %s pushed to %s", model_path, serving_path)
         io_utils.copy_dir(model_path, model_push.uri)  # the archive copy, as the stock Pusher keeps
         self._MarkPushed(model_push, pushed_destination=serving_path, pushed_version=version)
 

@@ -83,6 +83,28 @@ def test_a_run_pushes_a_blessed_model_that_serves(first_run):
         assert os.path.getsize(os.path.join(report, name)) > 0
 
 
+def test_a_rerun_reuses_the_cache_and_pushes_no_duplicate(first_run):
+    from components.atomic_pusher import SOURCE_FILE
+    from pipeline.local_runner import run_pipeline
+
+    cfg, first = first_run
+    run_pipeline(cfg)
+    summary = demo.run_summary(cfg)
+    states = _states(summary)
+    for name in ("ImageExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform", "Trainer"):
+        assert states[name] == "cached", states
+    # The gate re-ran (its baseline is now the blessed model: the same one) and blessed it again,
+    # but the Pusher did not publish the same model under a second version.
+    blessed, message = _blessing(summary)
+    assert blessed == 1 and "vs blessed model" in message, message
+    versions = _versions(cfg)
+    assert len(versions) == 1
+    pushed = summary["outputs"]["PushedModel"].custom_properties
+    assert pushed["pushed_destination"].string_value == os.path.join(cfg.serving_dir, versions[0])
+    with open(os.path.join(cfg.serving_dir, versions[0], SOURCE_FILE)) as f:
+        assert f.read().strip() == first["outputs"]["Model"].uri + "/Format-Serving"
+
+
 def test_an_unreachable_threshold_pushes_nothing_and_says_why(first_run):
     from pipeline.local_runner import run_pipeline
 
