@@ -2,10 +2,10 @@
 
 Reads the transformed TFRecords with tf.data and the transformed feature spec of the
 `tft.TFTransformOutput` (so the Trainer needs no `data_accessor` and the CLI can run it outside TFX),
-decodes the `degraded` / `target` PNGs to float32 [0, 1], and for training shuffles, augments
-(`train.augment`), batches by the *global* batch size and prefetches. Everything random is seeded
-from `train.seed` (stateless ops keyed by the example's position in the stream), so two runs with the
-same config see the same batches.
+decodes the `degraded` / `target` PNGs to float32 [0, 1], and for training shuffles, cuts random
+aligned patches (`train.patch_size`), augments (`train.augment`), batches by the *global* batch size
+and prefetches. Everything random is seeded from `train.seed` (stateless ops keyed by the example's
+position in the stream), so two runs with the same config see the same batches.
 """
 from __future__ import annotations
 
@@ -68,11 +68,16 @@ def _decode(spec):
     return fn
 
 
-def augment_pair(degraded, target, seed):
-    """Random left-right flip and small colour jitter, drawn once and applied to both images.
+def augment_pair(degraded, target, seed, rotate: bool = False):
+    """Random left-right flip and small colour jitter, drawn once and applied to both images; with
+    `rotate` also a random multiple of 90 degrees (with the flip: all 8 orientations of the square).
 
     `seed` is a stateless seed (shape [2] int); the same seed gives the same augmentation.
     """
+    if rotate:  # a seed of its own: the draws below are those of rotate=False
+        turns = tf.random.stateless_uniform([], seed=tf.random.experimental.stateless_split(seed, 2)[1],
+                                            minval=0, maxval=4, dtype=tf.int32)
+        degraded, target = tf.image.rot90(degraded, turns), tf.image.rot90(target, turns)
     u = tf.random.stateless_uniform([5], seed=seed)
     flip = u[0] < 0.5
     brightness = (2.0 * u[1] - 1.0) * BRIGHTNESS_DELTA
@@ -91,6 +96,17 @@ def augment_pair(degraded, target, seed):
     return apply(degraded), apply(target)
 
 
+def random_patch(degraded, target, size: int, scale: int, seed):
+    """The same random square of both images: `size` target pixels, `size // scale` degraded pixels,
+    at a position on the degraded (LR) grid, so the pair stays exactly aligned. Stateless `seed` [2]."""
+    small = size // scale
+    room = tf.shape(degraded)[:2] - small + 1
+    u = tf.random.stateless_uniform([2], seed=seed, minval=0, maxval=2**31 - 1, dtype=tf.int32)
+    oy, ox = tf.unstack(tf.math.floormod(u, room))
+    return (degraded[oy:oy + small, ox:ox + small],
+            target[oy * scale:oy * scale + size, ox * scale:ox * scale + size])
+
+
 def train_dataset(files: List[str], spec: dict, cfg, stream_offset: int = 0) -> tf.data.Dataset:
     """Endless (degraded, target) batches of `train.batch_size` (the global batch), augmented.
 
@@ -102,11 +118,18 @@ def train_dataset(files: List[str], spec: dict, cfg, stream_offset: int = 0) -> 
     ds = _records(files).repeat()
     ds = ds.shuffle(t.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     ds = ds.map(_decode(spec), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if t.augment:
+    patch = cfg.train_patch
+    if t.augment or patch < cfg.data.crop_size:
         seeds = tf.data.Dataset.counter().map(lambda i: tf.stack([tf.constant(seed, tf.int64), i]))
-        ds = tf.data.Dataset.zip((ds, seeds)).map(
-            lambda pair, s: augment_pair(pair[0], pair[1], s),
-            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+        def prepare(pair, s):
+            degraded, target = pair
+            if patch < cfg.data.crop_size:
+                patch_seed = tf.random.experimental.stateless_split(s, 1)[0]  # independent of `s`'s draws
+                degraded, target = random_patch(degraded, target, patch, cfg.scale, patch_seed)
+            return augment_pair(degraded, target, s, t.augment_rotate) if t.augment else (degraded, target)
+
+        ds = tf.data.Dataset.zip((ds, seeds)).map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(t.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 

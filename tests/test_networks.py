@@ -135,7 +135,7 @@ def test_sr_residual_bicubic_adds_bicubic_upscale():
 def test_discriminator_outputs():
     sr = preset("tiny", "sr")
     d = build_discriminator(sr)
-    c = sr.data.crop_size
+    c = sr.train_patch  # the training size: random patches of the crops
     assert d(_rand(2, c, c, 3)).shape == (2, 1)
     db = preset("tiny", "deblur")  # critic_layers=2: 64 -> 32 -> 16 -> 15 -> 14
     assert build_discriminator(db)(_rand(2, 64, 64, 3)).shape == (2, 14, 14, 1)

@@ -67,6 +67,24 @@ def test_augmentation_is_identical_for_input_and_target_and_seeded():
     assert all(0.0 <= o.min() and o.max() <= 1.0 for o in outs)
 
 
+def test_random_patches_stay_aligned_and_rotation_is_shared():
+    from models import degrade
+
+    hr = tf.random.stateless_uniform([32, 32, 3], seed=[4, 5])
+    lr = degrade.imresize(hr, 0.25)
+    for s in range(6):
+        d, t = train_data.random_patch(lr, hr, 16, 4, tf.constant([s, 1], tf.int64))
+        assert d.shape == (4, 4, 3) and t.shape == (16, 16, 3)
+        # Where the LR patch sits in the LR image, times the scale, is where the HR patch sits.
+        oy, ox = [int(v) for v in np.argwhere(np.all(np.isclose(lr.numpy(), d.numpy()[0, 0]), axis=-1))[0]]
+        np.testing.assert_array_equal(t.numpy(), hr.numpy()[4 * oy:4 * oy + 16, 4 * ox:4 * ox + 16])
+    a, b = train_data.augment_pair(hr, hr, tf.constant([7, 3], tf.int64), rotate=True)
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+    turned = {train_data.augment_pair(hr, hr, tf.constant([s, 0], tf.int64), rotate=True)[0].numpy().tobytes()
+              for s in range(16)}
+    assert len(turned) > 2
+
+
 def test_train_dataset_reads_transform_output(transformed_sr):
     data, cfg = transformed_sr, transformed_sr.cfg
     spec = train_data.feature_spec(data.transform_graph)
