@@ -51,7 +51,9 @@ def server(tmp_path_factory):
                          "--set", f"serving.max_message_mb={MAX_MESSAGE_MB}", "--set", "serving.shutdown_grace_s=60"])
     try:
         root = tmp_path_factory.mktemp("exports")
-        cfg = preset("tiny", task="sr")
+        # Without the bicubic skip: an untrained residual tail starts at zero (the model would be plain
+        # bicubic, and two builds identical), and these tests need two distinct, non-trivial models.
+        cfg = preset("tiny", task="sr").override({"model.residual_bicubic": False})
         srv.exported = {i: export_generator(build_generator(cfg), str(root / f"build{i}"), cfg,
                                            generator_size_multiple(cfg)) for i in (0, 1)}
         push_version(srv.exported[0], base, "srgan", 1)
