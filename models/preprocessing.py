@@ -102,7 +102,8 @@ def synthetic_blur(image, offset, crop, seed, cfg: Config):
     r = cfg.data.blur_kernel_size // 2
     padded = tf.pad(image, [[r, r], [r, r], [0, 0]], mode="REFLECT")
     window = images.tf_to_float(_crop(padded, offset, crop + 2 * r))
-    blurred = degrade.tf_motion_blur(window, seed, cfg.data.blur_kernel_size, bank_seed=cfg.data.blur_seed)
+    blurred = degrade.tf_motion_blur(window, seed, cfg.data.blur_kernel_size, bank_seed=cfg.data.blur_seed,
+                                     min_exposure=cfg.data.blur_min_exposure)
     return images.tf_to_uint8(blurred[r:r + crop, r:r + crop])
 
 

@@ -127,6 +127,22 @@ def test_motion_blur_kernels_are_normalised_deterministic_and_varied():
         degrade.motion_blur_kernel(0, 16)
 
 
+def test_min_exposure_drops_the_kernels_that_do_not_blur():
+    # DeblurGAN's 1/100 exposure leaves a dot (a quarter of its draws): the peak holds most of the mass.
+    full = degrade.motion_blur_bank(0, 15, count=64)
+    assert (full.max(axis=(1, 2)) > 0.8).sum() >= 8
+    # With min_exposure 0.1 every kernel of the bank spreads over more than one pixel.
+    blurring = degrade.motion_blur_bank(0, 15, count=64, min_exposure=0.1)
+    assert blurring.max(axis=(1, 2)).max() < 0.8
+    np.testing.assert_allclose(blurring.sum(axis=(1, 2)), 1.0, atol=1e-5)
+    # 0 (the function's default) is DeblurGAN's draw; nothing left to draw is an error.
+    np.testing.assert_array_equal(degrade.motion_blur_kernel(7, 15, min_exposure=0.0),
+                                  degrade.motion_blur_kernel(7, 15))
+    assert degrade.exposure_choices(0.1) == (0.1, 0.5, 1.0)
+    with pytest.raises(ValueError, match="excludes every"):
+        degrade.motion_blur_kernel(0, 15, min_exposure=1.5)
+
+
 def test_kernel_choice_is_a_function_of_the_seed():
     seeds = tf.constant([[1, 0], [2, 0], [1, 0], [3, 7]], tf.int64)
     ks = degrade.tf_select_kernels(seeds, 15, count=16).numpy()

@@ -55,7 +55,11 @@ def build_deblur_generator(cfg) -> keras.Model:
     x = _conv_in_relu(x, 2 * c, 3, 2, "up1", transpose=True)
     x = _conv_in_relu(x, c, 3, 2, "up2", transpose=True)
     x = ReflectionPadding2D(3, name="tail_pad")(x)
-    x = L.Conv2D(3, 7, name="tail_conv")(x)
+    # The tail starts at zero, so the untrained model IS its input (tanh(0) = 0 on the global skip).
+    # A Glorot-initialised tail adds a random residual that puts the untrained tiny model 22 dB below
+    # the blurred input (15.4 vs 37.3 dB PSNR-Y, RGB 12.1), and a short warm-up spends its steps
+    # undoing that (colour included).
+    x = L.Conv2D(3, 7, kernel_initializer="zeros", name="tail_conv")(x)
     residual = L.Activation("tanh", dtype="float32", name="tanh")(x)
     x = L.Add(dtype="float32", name="res_out")([signed, residual])
     x = Clip(-1.0, 1.0, dtype="float32", name="clip")(x)
