@@ -50,6 +50,15 @@ def shared_data_dir(*parts: str) -> str:
 
 # -- timing ------------------------------------------------------------------------------------------
 
+def add_step_arguments(parser) -> None:
+    """The options both sides of a speed comparison share, so that they time the same thing."""
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--crop", type=int, default=96)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+
+
 def time_calls(fn: Callable[[], object], warmup: int, runs: int) -> Dict[str, float]:
     """Median/min/max seconds of `runs` calls of `fn` after `warmup` untimed calls."""
     for _ in range(warmup):

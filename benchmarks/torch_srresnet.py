@@ -14,7 +14,6 @@ both sides in the benchmark (speed does not depend on them).
 from __future__ import annotations
 
 import argparse
-import os
 
 import torch
 from torch import nn
@@ -164,11 +163,7 @@ def main(argv=None) -> int:
     p.add_argument("mode", choices=("infer", "train"))
     p.add_argument("--variant", choices=INFER_VARIANTS, default="fp32")
     p.add_argument("--sizes", default="128,256")
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--crop", type=int, default=96)
-    p.add_argument("--runs", type=int, default=5)
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--threads", type=int, default=os.cpu_count())
+    common.add_step_arguments(p)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(1)

@@ -8,18 +8,13 @@ the same, and the benchmark says which it used.
 from __future__ import annotations
 
 import argparse
-import os
 
 from benchmarks import common
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--crop", type=int, default=96)
-    p.add_argument("--runs", type=int, default=5)
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--threads", type=int, default=os.cpu_count())
+    common.add_step_arguments(p)
     args = p.parse_args(argv)
     import tensorflow as tf
 
