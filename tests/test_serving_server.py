@@ -251,18 +251,21 @@ def test_sigterm_lets_in_flight_requests_finish(server, photo):
     png = images.encode_png(np.tile(photo, (3, 4, 1)))  # 216 x 224 -> 864 x 896
     result = {}
 
-    def call():
+    def call(g):
         try:
-            with grpc_client(server, retries=0, timeout_s=120) as g:
-                result["pred"] = g.predict_encoded([png] * 2)
+            result["pred"] = g.predict_encoded([png] * 2)
         except Exception as e:  # noqa: BLE001 - reported below
             result["error"] = e
 
-    t = threading.Thread(target=call)
-    t.start()
-    time.sleep(0.3)
-    server.proc.send_signal(signal.SIGTERM)
-    t.join(120)
+    with grpc_client(server, retries=0, timeout_s=120) as g:
+        # Connect first (a small request on the same channel): under load, a connection still being
+        # set up when SIGTERM arrives is refused, and the request would never have been in flight.
+        g.predict_encoded([images.encode_png(photo[:8, :8])])
+        t = threading.Thread(target=call, args=(g,))
+        t.start()
+        time.sleep(0.3)
+        server.proc.send_signal(signal.SIGTERM)
+        t.join(120)
     assert "error" not in result, result.get("error")
     assert len(result["pred"].images) == 2
     assert server.proc.wait(timeout=60) == 0
