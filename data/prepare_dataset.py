@@ -4,12 +4,16 @@
         --partition list_eval_partition.txt --out /data/celeba
     python data/prepare_dataset.py gopro --source GOPRO_Large.zip --out /data/gopro
     python data/prepare_dataset.py gopro --check-only --out /data/gopro     # check an existing layout
+    python data/prepare_dataset.py tiles --source photos/ more.png --tile 128 --out /data/tiles
 
 Layouts written (what `data.layout` = celeba | gopro reads, with `data.root` = --out):
     celeba: <out>/img_align_celeba/*.jpg and <out>/list_eval_partition.txt ("000001.jpg 0" per line;
             0 train, 1 eval, 2 test)
     gopro:  <out>/{train,test}/<scene>/{blur,sharp}/*.png (blur: the linear `blur` frames by default,
             `--blur blur_gamma` for the gamma-corrected ones)
+    tiles:  <out>/<name>_y<Y>_x<X>.png, non-overlapping tile x tile squares cut from every image of
+            the sources (files or folders, searched recursively) for the folder layout: the pipeline
+            takes one crop per image, so a few large photographs become many training examples
 
 Sources may be the zip archives as downloaded or their extracted folders (any nesting, e.g. Kaggle's
 img_align_celeba/img_align_celeba/ and list_eval_partition.csv). Files already in place with the same
@@ -41,7 +45,8 @@ GOPRO_FRAME = re.compile(r"(?:^|/)(train|test)/([^/]+)/(blur|blur_gamma|sharp)/(
 SAFE_NAME = re.compile(r"^[\w][\w.+-]*$")  # file/scene names we write: no separators, no "..", no dotfiles
 MAGIC = {".jpg": (b"\xff\xd8\xff",), ".jpeg": (b"\xff\xd8\xff",), ".png": (b"\x89PNG\r\n\x1a\n",)}
 MODES = ("copy", "hardlink", "symlink")
-RUN_HINT = {"celeba": "srgan-celeba", "gopro": "deblurgan-gopro"}
+RUN_HINT = {"celeba": "srgan-celeba", "gopro": "deblurgan-gopro", "tiles": "srresnet-psnr"}
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 class LayoutError(Exception):
@@ -418,6 +423,72 @@ def check_gopro(root: str, decode: bool = False) -> Summary:
     return summary
 
 
+# -- tiles ---------------------------------------------------------------------------------------------
+
+def _image_files(sources: list) -> list:
+    files = []
+    for src in sources:
+        if os.path.isdir(src):
+            for d, _, names in sorted(os.walk(src)):
+                files += [os.path.join(d, n) for n in sorted(names) if n.lower().endswith(IMAGE_EXTS)]
+        elif os.path.isfile(src):
+            files.append(src)
+        else:
+            raise LayoutError(f"tiles: source {src!r} is neither a file nor a folder")
+    return files
+
+
+def layout_tiles(sources: list, out: str, tile: int) -> Summary:
+    """Cuts every source image into non-overlapping `tile` squares (from the top-left; the remainder
+    at the right and bottom edges is dropped) written as RGB PNGs. Names carry the source's stem, its
+    folder when two sources share a stem, and the tile's position, so the result is reproducible."""
+    if tile < 8:
+        raise LayoutError(f"tiles: --tile must be at least 8 pixels, got {tile}")
+    from PIL import Image
+
+    files = _image_files(sources)
+    if not files:
+        raise LayoutError(f"tiles: no images ({', '.join(IMAGE_EXTS)}) under {sources}")
+    summary = Summary("tiles", out)
+    os.makedirs(out, exist_ok=True)
+    stems = {}
+    for f in files:
+        stems.setdefault(os.path.splitext(os.path.basename(f))[0], []).append(f)
+    written = 0
+    for f in files:
+        stem = os.path.splitext(os.path.basename(f))[0]
+        if len(stems[stem]) > 1:
+            stem = f"{os.path.basename(os.path.dirname(os.path.abspath(f)))}_{stem}"
+        stem = re.sub(r"[^\w.+-]", "_", stem)
+        try:
+            with Image.open(f) as im:
+                im = im.convert("RGB")
+        except (OSError, ValueError) as e:
+            summary.add("not_image", f"{f} ({e})")
+            continue
+        w, h = im.size
+        if w < tile or h < tile:
+            summary.add("too_small", f"{f} ({w}x{h} < {tile})")
+            continue
+        for y in range(0, h - tile + 1, tile):
+            for x in range(0, w - tile + 1, tile):
+                im.crop((x, y, x + tile, y + tile)).save(os.path.join(out, f"{stem}_y{y:04d}_x{x:04d}.png"))
+                written += 1
+    summary.counts["source images"] = len(files)
+    summary.counts[f"tiles {tile}x{tile}"] = written
+    return summary
+
+
+def check_tiles(root: str, decode: bool = False) -> Summary:
+    summary = Summary("tiles", root)
+    rels = sorted(n for n in os.listdir(root) if n.lower().endswith(IMAGE_EXTS)) if os.path.isdir(root) else []
+    if not rels:
+        raise LayoutError(f"tiles: no images in {root}")
+    bad = _check_files(root, rels, decode, summary)
+    summary.counts["tiles"] = len(rels) - len(bad)
+    return summary
+
+
 # -- command line ---------------------------------------------------------------------------------------
 
 
@@ -441,10 +512,20 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--source", help="GOPRO_Large.zip or its extracted folder")
     g.add_argument("--blur", choices=("blur", "blur_gamma"), default="blur",
                    help="which blurred frames become blur/ (DeepDeblur ships linear and gamma-corrected ones)")
+    t = sub.add_parser("tiles", parents=[common], help="square tiles of any photographs (folder layout, e.g. "
+                                                       "preset srresnet-psnr)")
+    t.add_argument("--source", nargs="+", help="image files and/or folders (searched recursively)")
+    t.add_argument("--tile", type=int, default=128, help="tile edge in pixels (use the preset's data.crop_size)")
     return p
 
 
 def run(args: argparse.Namespace) -> Summary:
+    if args.dataset == "tiles":
+        if args.check_only:
+            return check_tiles(args.out, decode=args.verify)
+        if not args.source:
+            raise LayoutError("tiles needs --source (image files or folders), or --check-only")
+        return layout_tiles(args.source, args.out, args.tile)
     if args.dataset == "celeba":
         if args.check_only:
             return check_celeba(args.out, decode=args.verify)

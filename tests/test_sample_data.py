@@ -249,3 +249,39 @@ def test_layouts_are_read_by_image_example_gen_scan(fake_celeba, fake_gopro, tmp
     assert sorted((c.id, c.split) for c in listing.candidates) == [
         ("GOPR0384_11_00/000001", "train"), ("GOPR0396_11_00/000001", "eval"), ("GOPR0396_11_00/000003", "eval")]
     assert [(r.path, r.reason) for r in listing.rejects] == [("train/GOPR0384_11_00/sharp/000002.png", "unpaired")]
+
+
+# -- tiles: square training tiles from any photographs -----------------------------------------------------
+
+
+def test_tiles_cut_every_square_exactly_and_report_what_they_skip(tmp_path, capsys):
+    src = tmp_path / "src"
+    (src / "a").mkdir(parents=True)
+    (src / "b").mkdir()
+    photo = os.path.join(SAMPLES, sorted(os.listdir(SAMPLES))[0])  # a real 128x128 photograph
+    shutil.copy(photo, src / "a" / "same.png")
+    big = np.asarray(Image.open(photo).convert("RGB"))
+    Image.fromarray(big[:100, :128]).save(src / "b" / "same.png")  # same stem in another folder
+    Image.fromarray(big[:40, :40]).save(src / "b" / "small.png")  # smaller than a tile
+    (src / "b" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    out = tmp_path / "tiles"
+    assert prep.main(["tiles", "--source", str(src), "--tile", "48", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    names = sorted(os.listdir(out))
+    # 128x128 -> 2x2 tiles of 48 (the 32-pixel remainder is dropped), 100x128 -> 2x2; folders keep stems apart.
+    assert names == [f"{d}_same_y{y:04d}_x{x:04d}.png" for d in ("a", "b") for y in (0, 48) for x in (0, 48)]
+    for y in (0, 48):
+        for x in (0, 48):
+            tile = np.asarray(Image.open(out / f"a_same_y{y:04d}_x{x:04d}.png"))
+            np.testing.assert_array_equal(tile, big[y:y + 48, x:x + 48])
+    assert "tiles 48x48: 8" in printed and "too_small" in printed and "not_image" in printed
+    assert "gan-restore run --preset srresnet-psnr" in printed
+    assert prep.main(["tiles", "--check-only", "--out", str(out)]) == 0
+    assert "tiles: 8" in capsys.readouterr().out
+
+
+def test_tiles_wrong_inputs_are_clear_errors(tmp_path, capsys):
+    assert prep.main(["tiles", "--source", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
+    assert "neither a file nor a folder" in capsys.readouterr().err
+    assert prep.main(["tiles", "--source", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "no images" in capsys.readouterr().err
