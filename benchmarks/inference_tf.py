@@ -6,8 +6,10 @@ process-wide and fixed at start-up), timed on LR squares, with its output fideli
 Variants (VARIANTS): the exported SavedModel in float32 (the product path), the same model through
 oneDNN's graph-level bfloat16 auto mixed precision, a Keras `mixed_bfloat16` rebuild, XLA, an
 inference graph with batch norm folded into the convolutions (with and without bfloat16), TFLite.
-Weights: the preset's seeded initialisation (speed does not depend on values), or the generator of a
-SavedModel given with --model (the fidelity figures then mean something for image quality too).
+Speed is timed on the paper's architecture with the preset's seeded initialisation (speed does not
+depend on the values). The fidelity figures (PSNR cost against float32) need trained weights to mean
+anything: --fidelity_model applies the same variant to a trained generator (a pushed SavedModel, with
+its own configuration) and measures on real LR images.
 """
 from __future__ import annotations
 
@@ -35,7 +37,8 @@ def parse_args(argv=None):
     p.add_argument("--inter", type=int, default=1, help="inter-op threads")
     p.add_argument("--fidelity_dir", default="", help="LR images to measure the output change against "
                                                       "float32 on (e.g. Set5/LRx4); HR beside it in ..")
-    p.add_argument("--model", default="", help="SavedModel whose generator weights to use")
+    p.add_argument("--fidelity_model", default="", help="trained SavedModel (models/export.py) the fidelity "
+                                                        "figures use; default: the seeded initialisation")
     return p.parse_args(argv)
 
 
@@ -54,8 +57,7 @@ def main(argv=None) -> int:
     from benchmarks import srresnet_arch
 
     cfg = srresnet_arch.bench_config()
-    model = build_fp32(cfg, args.model)
-    reference = tf.function(lambda x: model(x, training=False))
+    model = build_fp32(cfg)
     run = make_variant(args.variant, cfg, model)
     params = int(model.count_params())
     for size in [int(s) for s in args.sizes.split(",") if s]:
@@ -69,26 +71,42 @@ def main(argv=None) -> int:
               f"{macs / 1e9:.2f} GMAC; load {rec['load']}", flush=True)
         common.emit(rec)
     if args.fidelity_dir:
+        fcfg, fmodel = (load_trained(args.fidelity_model) if args.fidelity_model else (cfg, model))
+        frun = make_variant(args.variant, fcfg, fmodel) if args.fidelity_model else run
+        reference = tf.function(lambda x: fmodel(x, training=False))
         common.emit({"bench": "fidelity", "side": "tf", "variant": args.variant,
-                     **fidelity(run, reference, args.fidelity_dir, cfg.scale)})
+                     "model": args.fidelity_model or f"{srresnet_arch.BENCH_PRESET}, untrained (seeded)",
+                     **fidelity(frun, reference, args.fidelity_dir, fcfg.scale)})
     return 0
 
 
-def build_fp32(cfg, model_dir: str = ""):
+def build_fp32(cfg):
     import tf_keras as keras
 
     from models.networks import build_generator
 
     keras.utils.set_random_seed(0)
-    model = build_generator(cfg)
-    if model_dir:
-        import tensorflow as tf
+    return build_generator(cfg)
 
-        loaded = tf.saved_model.load(model_dir)
-        src = {v.name: v for v in loaded.generator.variables}
-        for v in model.variables:
-            v.assign(src[v.name])
-    return model
+
+def load_trained(model_dir: str):
+    """(config, Keras generator) of a SavedModel written by models/export.py: the architecture from the
+    configuration it carries, the weights by variable name."""
+    import json
+
+    import tensorflow as tf
+
+    from models import export
+    from models.networks import build_generator
+    from pipeline.config import Config
+
+    loaded = tf.saved_model.load(model_dir)
+    cfg = Config.from_json(json.dumps(export.load_config_json(loaded)))
+    model = build_generator(cfg)
+    src = {v.name: v for v in loaded.generator.variables}
+    for v in model.variables:
+        v.assign(src[v.name])
+    return cfg, model
 
 
 def make_variant(name: str, cfg, model):

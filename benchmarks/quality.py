@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from typing import Dict, List
 
 import numpy as np
@@ -62,6 +63,7 @@ def run(out_dir: str, sr_model: str = "", deblur_model: str = "", max_images: in
                                                        max_images)
         sub = os.path.join(out_dir, f"quality_{name.lower()}")
         table = _score(cfg, pairs, rejects, model, sub)
+        table["seen"] = seen_in_training(cfg.data.root, table["ids"]) if model else []
         datasets[name] = table
         md += _section(name, table, os.path.relpath(table["grid"], out_dir))
         print(f"quality {name}: " + ", ".join(f"{s} PSNR-Y {v['psnr_y']:.2f} dB SSIM-Y {v['ssim_y']:.4f}"
@@ -105,6 +107,20 @@ def _score(cfg, pairs, rejects, model_dir: str, sub: str) -> Dict:
             "columns": "input | baseline | model | ground truth" if model_dir else "input | baseline | ground truth"}
 
 
+TILE_SUFFIX = re.compile(r"_y\d+_x\d+$")  # data/prepare_dataset.py tiles: <stem>_y<Y>_x<X>.png
+
+
+def seen_in_training(data_root: str, ids: List[str]) -> List[str]:
+    """Benchmark images the model's training folder holds (same file stem, or tiles cut from it), so the
+    report can keep them out of the held-out mean. Knows the folder layout only (by name, not pixels)."""
+    if not data_root or not os.path.isdir(data_root):
+        return []
+    stems = set()
+    for _, _, names in os.walk(data_root):
+        stems.update(TILE_SUFFIX.sub("", os.path.splitext(n)[0]) for n in names)
+    return [i for i in ids if os.path.splitext(os.path.basename(i))[0] in stems]
+
+
 def _enlarge(img, like):
     f = max(1, like.shape[0] // img.shape[0])
     return np.repeat(np.repeat(img, f, axis=0), f, axis=1)
@@ -130,8 +146,20 @@ def _section(name: str, t: Dict, grid_rel: str) -> List[str]:
     rows = [[i] + [f"{t['per_image'][s][k][m]:.{d}f}" for s in systems for m, _, d in COLUMNS]
             for k, i in enumerate(t["ids"])]
     rows.append(["**mean**"] + [f"**{t['means'][s][m]:.{d}f}**" for s in systems for m, _, d in COLUMNS])
+    seen = set(t.get("seen", ()))
+    note = []
+    if seen:
+        keep = [k for k, i in enumerate(t["ids"]) if i not in seen]
+        for r, i in zip(rows[:len(t["ids"])], t["ids"], strict=True):
+            r[0] = f"{i} (training)" if i in seen else i
+        if keep:
+            rows.append([f"**mean, {len(keep)} held-out images**"] + [
+                f"**{np.mean([t['per_image'][s][k][m] for k in keep]):.{d}f}**"
+                for s in systems for m, _, d in COLUMNS])
+        note = [f"The SR model's training folder holds {len(seen)} of these images (marked): compare on the "
+                "held-out mean.", ""]
     md = [f"### {name} ({len(t['ids'])} images, {len(t['rejects'])} rejected)", "",
-          f"Published: {PUBLISHED[name]}.", "",
+          f"Published: {PUBLISHED[name]}.", ""] + note + [
           "| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows]
     return md + ["", f"Crops ({t['columns']}):", "", f"![{name}]({grid_rel})", ""]
 
