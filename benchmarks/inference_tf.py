@@ -50,14 +50,19 @@ def main(argv=None) -> int:
 
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.inter)
-    if args.variant in AMP_VARIANTS:
-        # Grappler rewrites the float32 graph: oneDNN-supported ops to bfloat16, casts at the edges.
-        tf.config.optimizer.set_experimental_options({"auto_mixed_precision_onednn_bfloat16": True})
 
     from benchmarks import srresnet_arch
 
     cfg = srresnet_arch.bench_config()
     model = build_fp32(cfg)
+    if args.fidelity_dir:
+        fcfg, fmodel = (load_trained(args.fidelity_model) if args.fidelity_model else (cfg, model))
+        # The float32 reference runs before the grappler option below exists: the option is process-wide
+        # and would otherwise rewrite the reference to bfloat16 too (a cost of exactly 0).
+        refs = reference_outputs(tf.function(lambda x: fmodel(x, training=False)), args.fidelity_dir, fcfg.scale)
+    if args.variant in AMP_VARIANTS:
+        # Grappler rewrites the float32 graph: oneDNN-supported ops to bfloat16, casts at the edges.
+        tf.config.optimizer.set_experimental_options({"auto_mixed_precision_onednn_bfloat16": True})
     run = make_variant(args.variant, cfg, model)
     params = int(model.count_params())
     for size in [int(s) for s in args.sizes.split(",") if s]:
@@ -71,12 +76,10 @@ def main(argv=None) -> int:
               f"{macs / 1e9:.2f} GMAC; load {rec['load']}", flush=True)
         common.emit(rec)
     if args.fidelity_dir:
-        fcfg, fmodel = (load_trained(args.fidelity_model) if args.fidelity_model else (cfg, model))
         frun = make_variant(args.variant, fcfg, fmodel) if args.fidelity_model else run
-        reference = tf.function(lambda x: fmodel(x, training=False))
         common.emit({"bench": "fidelity", "side": "tf", "variant": args.variant,
                      "model": args.fidelity_model or f"{srresnet_arch.BENCH_PRESET}, untrained (seeded)",
-                     **fidelity(frun, reference, args.fidelity_dir, fcfg.scale)})
+                     **fidelity(frun, refs, args.fidelity_dir, fcfg.scale)})
     return 0
 
 
@@ -194,22 +197,38 @@ def tflite_runner(model):
     return run
 
 
-def fidelity(run, reference, lr_dir: str, scale: int) -> dict:
-    """Output change against float32 on real LR images: PSNR-Y of (variant vs float32 output), and the
-    PSNR-Y difference both make against the HR images (the quality cost), published protocol."""
-    import tensorflow as tf
-
-    from models import images, metrics
+def _set(lr_dir: str, scale: int):
+    """(name, LR uint8, HR uint8 cropped to scale x LR) of the PNGs in `lr_dir`, HR beside it in .."""
+    from models import images
 
     hr_dir = os.path.dirname(os.path.normpath(lr_dir))
-    names = sorted(n for n in os.listdir(lr_dir) if n.lower().endswith(".png"))
-    vs_fp32, cost, per_image = [], [], {}
-    for n in names:
+    for n in sorted(n for n in os.listdir(lr_dir) if n.lower().endswith(".png")):
         lr = images.read_rgb8(os.path.join(lr_dir, n))
-        hr = images.read_rgb8(os.path.join(hr_dir, n))[: lr.shape[0] * scale, : lr.shape[1] * scale]
-        x = tf.constant(images.uint8_to_float(lr)[None])
-        ref = images.float_to_uint8(np.clip(reference(x).numpy()[0], 0, 1))
-        out = images.float_to_uint8(np.clip(np.asarray(run(x), np.float32)[0], 0, 1))
+        yield n, lr, images.read_rgb8(os.path.join(hr_dir, n))[: lr.shape[0] * scale, : lr.shape[1] * scale]
+
+
+def _restore(fn, lr):
+    import tensorflow as tf
+
+    from models import images
+
+    out = fn(tf.constant(images.uint8_to_float(lr)[None]))
+    return images.float_to_uint8(np.clip(np.asarray(out, np.float32)[0], 0, 1))
+
+
+def reference_outputs(reference, lr_dir: str, scale: int) -> dict:
+    """The float32 model's uint8 outputs on the LR images, by file name."""
+    return {n: _restore(reference, lr) for n, lr, _ in _set(lr_dir, scale)}
+
+
+def fidelity(run, refs: dict, lr_dir: str, scale: int) -> dict:
+    """Output change against float32 on real LR images: PSNR-Y of (variant vs float32 output), and the
+    PSNR-Y difference both make against the HR images (the quality cost), published protocol."""
+    from models import metrics
+
+    vs_fp32, cost, per_image = [], [], {}
+    for n, lr, hr in _set(lr_dir, scale):
+        ref, out = refs[n], _restore(run, lr)
         p_vs = metrics.psnr_y(out, ref, scale)
         d = metrics.psnr_y(ref, hr, scale) - metrics.psnr_y(out, hr, scale)
         vs_fp32.append(p_vs)
