@@ -128,9 +128,10 @@ def _fidelity_model(fid) -> str:
     models = {f.get("model", "") for f in fid.values()}
     if not models:
         return "no fidelity figures (no Set5 LR images)"
-    return "the trained generator " + ", ".join(f"`{m}`" for m in sorted(models)) if not any(
-        "untrained" in m for m in models) else ("untrained seeded weights only (pass --sr_model for a trained "
-                                                "generator: an untrained cost says little about real images)")
+    if any("untrained" in m for m in models):
+        return ("untrained seeded weights only (pass --sr_model for a trained generator: an untrained cost says "
+                "little about real images)")
+    return "the trained generator " + ", ".join(f"`{m}`" for m in sorted(models))
 
 
 def _by(recs, variant, size):
