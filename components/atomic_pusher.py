@@ -43,22 +43,25 @@ _RENAME_ATTEMPTS = 5
 SOURCE_FILE = os.path.join("assets.extra", "pushed_from.txt")
 
 
+def _versions(base_dir: str) -> list:
+    """The numeric version names under `base_dir` (temporary push dirs and other entries ignored)."""
+    names = (n.rstrip("/") for n in (fileio.listdir(base_dir) if fileio.isdir(base_dir) else []))
+    return [int(n) for n in names if n.isdigit()]
+
+
 def newest_version_source(base_dir: str) -> tuple:
     """(version dir, the model path it was pushed from or "") of the newest version under `base_dir`."""
-    versions = sorted(int(n.rstrip("/")) for n in (fileio.listdir(base_dir) if fileio.isdir(base_dir) else [])
-                      if n.rstrip("/").isdigit())
+    versions = _versions(base_dir)
     if not versions:
         return "", ""
-    newest = os.path.join(base_dir, str(versions[-1]))
+    newest = os.path.join(base_dir, str(max(versions)))
     marker = os.path.join(newest, SOURCE_FILE)
     return newest, (io_utils.read_string_file(marker).strip() if fileio.exists(marker) else "")
 
 
 def next_version(base_dir: str) -> int:
     """A UNIX-timestamp version strictly newer than every numeric version already in `base_dir`."""
-    existing = [int(n.rstrip("/")) for n in (fileio.listdir(base_dir) if fileio.isdir(base_dir) else [])
-                if n.rstrip("/").isdigit()]
-    return max([int(time.time())] + [v + 1 for v in existing])
+    return max([int(time.time())] + [v + 1 for v in _versions(base_dir)])
 
 
 def publish_atomically(model_path: str, base_dir: str) -> str:
