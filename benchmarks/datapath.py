@@ -71,6 +71,7 @@ def tfx_run(root: str, work: str) -> dict:
     from components.image_example_gen import ImageExampleGen
     from pipeline import pipeline as pl
     from pipeline.config import preset
+    from pipeline.demo import run_summary
 
     cfg = preset("srgan-celeba", overrides={"data.root": root, "data.layout": "folder", "data.crop_size": CROP,
                                             "run_root": os.path.join(work, "runs"), "enable_cache": False})
@@ -83,21 +84,8 @@ def tfx_run(root: str, work: str) -> dict:
     t0 = time.perf_counter()
     BeamDagRunner().run(pl.create_pipeline(cfg, [gen, imp, transform]))
     total = time.perf_counter() - t0
-    return {"total_s": total, "stages": stage_seconds(cfg.metadata_path), "beam_args": list(cfg.beam_args)}
-
-
-def stage_seconds(metadata_path: str) -> dict:
-    """Component -> seconds between its execution's creation and last update in ML Metadata."""
-    import sqlite3
-
-    con = sqlite3.connect(metadata_path)
-    rows = con.execute("SELECT t.name, e.create_time_since_epoch, e.last_update_time_since_epoch FROM Execution e "
-                       "JOIN Type t ON e.type_id = t.id").fetchall()
-    con.close()
-    out = {}
-    for name, start, end in rows:
-        out[name.rsplit(".", 1)[-1]] = (end - start) / 1000.0
-    return out
+    stages = {node: seconds for node, _, seconds in run_summary(cfg)["components"]}
+    return {"total_s": total, "stages": stages, "beam_args": list(cfg.beam_args)}
 
 
 def main(argv=None) -> int:
@@ -127,7 +115,9 @@ def main(argv=None) -> int:
                   f"{st.get('ImageExampleGen', 0):.1f} s, Transform {st.get('Transform', 0):.1f} s; "
                   f"load {runs[-1]['load']}", flush=True)
         a, b = runs
-        steady = (b["images"] - a["images"]) / (b["total_s"] - a["total_s"])
+        # When the larger run is not slower, noise dominates the difference: no steady state to report.
+        dt = b["total_s"] - a["total_s"]
+        steady = (b["images"] - a["images"]) / dt if dt > 0 else float("nan")
         fixed = a["total_s"] - a["images"] / steady
         plain_rate = sizes[1] / plain
         print(f"TFX steady state: {steady:.1f} images/s ({steady / plain_rate:.2f}x the plain loop), fixed start-up "
@@ -143,6 +133,8 @@ def main(argv=None) -> int:
 def break_even(plain_rate: float, steady: float, fixed_s: float, ratio: float = 1.5) -> float:
     """Images from which the TFX path's end-to-end rate reaches `ratio` x the plain loop's: the N with
     N / (fixed + N / steady) = ratio * plain_rate; infinite when the steady state itself is slower."""
+    if not steady > 0:  # unmeasured (nan) steady state
+        return float("inf")
     per_image_gap = 1.0 / (ratio * plain_rate) - 1.0 / steady
     return float("inf") if per_image_gap <= 0 else fixed_s / per_image_gap
 

@@ -109,8 +109,8 @@ def inference(args, out, peak):
     for v in [v for v in args.tf_variants.split(",") if v]:
         argv = [_py(), "-m", "benchmarks.inference_tf", "--variant", v, "--sizes", args.sizes, "--runs",
                 str(args.runs), "--warmup", warmup, "--threads", threads]
-        argv += ["--fidelity_dir", set5] if set5 and v != TF_FP32 else []
-        argv += ["--fidelity_model", args.sr_model] if set5 and v != TF_FP32 and args.sr_model else []
+        if set5 and v != TF_FP32:  # the float32 SavedModel is the reference itself
+            argv += ["--fidelity_dir", set5] + (["--fidelity_model", args.sr_model] if args.sr_model else [])
         for r in common.run_child(argv):
             (tf_recs.append(r) if r["bench"] == "inference" else fid.__setitem__(v, r))
     torch_recs = []
@@ -255,7 +255,8 @@ def datapath(args, out, peak):
         md.append(f"| TFX end to end (ExampleGen {st.get('ImageExampleGen', 0):.1f} s + Transform "
                   f"{st.get('Transform', 0):.1f} s) | {run['images']} | {run['total_s']:.1f} | {rate:.1f} | "
                   f"{rate / plain_rate:.2f} | {run['load']} |")
-    md.append(f"| TFX steady state | | | {steady:.1f} | {steady / plain_rate:.2f} | |")
+    md.append(f"| TFX steady state | | | {steady:.1f} | {steady / plain_rate:.2f} | |" if steady > 0 else
+              "| TFX steady state | | | not measurable: the larger run was not slower (use larger sizes) | | |")
     n15 = break_even(plain_rate, steady, fixed)
     ratio = steady / plain_rate
     md += ["", f"Fixed start-up of the two components: {fixed:.1f} s. End to end reaches 1.5x the plain loop from "

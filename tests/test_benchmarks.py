@@ -56,3 +56,4 @@ def test_break_even_is_where_end_to_end_reaches_the_ratio():
     n = datapath.break_even(plain, steady, fixed)
     assert n / (fixed + n / steady) == pytest.approx(1.5 * plain)
     assert datapath.break_even(plain, 100.0, fixed) == float("inf")  # steady state below 1.5x: never
+    assert datapath.break_even(plain, float("nan"), fixed) == float("inf")  # no steady state measured
