@@ -92,8 +92,8 @@ def transform_component(cfg: Config, examples, schema):
     """The Transform node (also used by benchmarks/datapath.py, so it measures this exact step).
 
     Its own statistics are off: the pre-transform ones repeat StatisticsGen's, and the post-transform
-    ones would describe PNG bytes (byte lengths, top-k of encoded images). The two TFDV passes cost
-    more than the image work itself (benchmarks/datapath.py).
+    ones would describe PNG bytes (byte lengths, top-k of encoded images): two TFDV passes over the
+    data that tell nothing.
     """
     from tfx import v1 as tfx
 
