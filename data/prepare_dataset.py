@@ -464,7 +464,7 @@ def layout_tiles(sources: list, out: str, tile: int) -> Summary:
             with Image.open(f) as im:
                 im = im.convert("RGB")
         except (OSError, ValueError) as e:
-            summary.add("not_image", f"{f} ({e})")
+            summary.add("not_an_image", f"{f} ({e})")
             continue
         w, h = im.size
         if w < tile or h < tile:

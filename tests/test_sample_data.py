@@ -274,7 +274,7 @@ def test_tiles_cut_every_square_exactly_and_report_what_they_skip(tmp_path, caps
         for x in (0, 48):
             tile = np.asarray(Image.open(out / f"a_same_y{y:04d}_x{x:04d}.png"))
             np.testing.assert_array_equal(tile, big[y:y + 48, x:x + 48])
-    assert "tiles 48x48: 8" in printed and "too_small" in printed and "not_image" in printed
+    assert "tiles 48x48: 8" in printed and "too_small" in printed and "not_an_image" in printed
     assert "gan-restore run --preset srresnet-psnr" in printed
     assert prep.main(["tiles", "--check-only", "--out", str(out)]) == 0
     assert "tiles: 8" in capsys.readouterr().out
