@@ -36,6 +36,8 @@ if [ ! -x .venv/bin/uv ]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
 fi
 echo "setup: installing the pinned set (requirements.lock)"
-VIRTUAL_ENV="$PWD/.venv" .venv/bin/uv pip sync --quiet requirements.lock
-VIRTUAL_ENV="$PWD/.venv" .venv/bin/uv pip install --quiet --no-deps -e .
+# --compile-bytecode: every process (each Beam worker, each test subprocess) would otherwise compile
+# TF/TFX from source at import, 15 s instead of 6 s, whenever the .pyc files cannot be written.
+VIRTUAL_ENV="$PWD/.venv" .venv/bin/uv pip sync --quiet --compile-bytecode requirements.lock
+VIRTUAL_ENV="$PWD/.venv" .venv/bin/uv pip install --quiet --compile-bytecode --no-deps -e .
 echo "setup: done ($(.venv/bin/python --version))"
