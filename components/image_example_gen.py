@@ -3,13 +3,21 @@
     example_gen = ImageExampleGen(config=cfg)   # reads cfg.data.{root, layout, train_ratio, ...}
 
 TFX machinery reused as is: FileBasedExampleGen's spec, the Examples artifact with span/version/
-fingerprint, `BaseExampleGenExecutor.Do` (Split-<name>/ dirs of gzipped TFRecords, payload and file
-format properties). What is ours: the listing of the layout (components/image_scan.py), a Beam DoFn
-that decode-checks every file and normalises it to 8-bit RGB, dataset-defined splits, rejects.tsv,
-Beam counters, and a driver whose input fingerprint covers every file below the root (so caching
-notices an image added to a sub-folder).
+fingerprint and its payload/file format properties, Split-<name>/ dirs of TFRecords. What is ours: the
+listing of the layout (components/image_scan.py), a Beam DoFn that decode-checks every file and
+normalises it to 8-bit RGB, dataset-defined splits, rejects.tsv, Beam counters, the write (below), and
+a driver whose input fingerprint covers every file below the root (so caching notices an image added
+to a sub-folder).
 
-Output features (docs/architecture.md): id, image, blur (GOPRO only), height, width, scene.
+The write differs from TFX's WriteSplit on purpose (docs/benchmarks.md, data path): the records are
+encoded images, which gzip cannot shrink (it cost 5 ms per BSD100 photo for a 1% gain), so they are
+written uncompressed; TFX readers (tfx_bsl, Beam's ReadFromTFRecord) pick the compression from the
+file suffix. And the order is shuffled on the file listing, before any image is read, instead of by a
+Reshuffle of the encoded images, which sends every image through the Beam runner process once more.
+
+Output features (docs/architecture.md): id, image, blur (GOPRO only), height, width, scene, mean_rgb
+(the image's per-channel mean in [0, 1]: a colour statistic for StatisticsGen, and the input of
+Transform's dataset-mean analyzer, which then needs no second decode of every image).
 Bad files are skipped, counted (namespace `ImageExampleGen`: `accepted`, `converted`,
 `rejected_<reason>`) and listed in `<examples uri>/rejects.tsv`; the counts are also logged, one
 line per reason, and stored as int custom properties of the Examples artifact.
@@ -17,6 +25,7 @@ line per reason, and stored as int custom properties of the Examples artifact.
 from __future__ import annotations
 
 import os
+import random
 from typing import Any, Dict, List
 
 import apache_beam as beam
@@ -24,8 +33,9 @@ import tensorflow as tf
 from absl import logging
 from google.protobuf import any_pb2, struct_pb2
 from tfx import types
-from tfx.components.example_gen import base_example_gen_executor, driver, utils
+from tfx.components.example_gen import base_example_gen_executor, driver, utils, write_split
 from tfx.components.example_gen.component import FileBasedExampleGen
+from tfx.components.util import examples_utils
 from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
@@ -39,6 +49,7 @@ NAMESPACE = "ImageExampleGen"
 ACCEPTED, CONVERTED = "accepted", "converted"
 REJECTS_FILE = image_scan.REJECTS_FILE
 _REJECTS_TAG = "rejects"
+_SHUFFLE_SEED = 20240101
 
 
 # -- the Config through ExampleGen's custom_config (a CustomConfig proto holding an Any) ------------
@@ -82,6 +93,7 @@ def make_example(cand: Candidate, image: image_scan.CheckedImage,
         "height": _int_feature(image.height),
         "width": _int_feature(image.width),
         "scene": _bytes_feature(cand.scene.encode("utf-8")),
+        "mean_rgb": tf.train.Feature(float_list=tf.train.FloatList(value=list(image.mean_rgb))),
     }
     if blur is not None:
         feature["blur"] = _bytes_feature(blur.data)
@@ -116,7 +128,10 @@ class _CheckAndEncode(beam.DoFn):
 @beam.ptransform_fn
 def IngestImages(pipeline: beam.Pipeline, listing: image_scan.Listing, min_size: int, max_pixels: int):
     """Listing -> outputs `examples` ((split, serialized tf.Example)) and `rejects` (Reject)."""
-    items: List[Any] = list(listing.rejects) + list(listing.candidates)
+    # Shuffled here, on names (seeded: reruns write the same files), so the records need no shuffle.
+    candidates = list(listing.candidates)
+    random.Random(_SHUFFLE_SEED).shuffle(candidates)
+    items: List[Any] = list(listing.rejects) + candidates
     return (pipeline
             | "ListFiles" >> beam.Create(items)
             | "CheckAndEncode" >> beam.ParDo(_CheckAndEncode(listing.root, min_size, max_pixels)).with_outputs(
@@ -130,7 +145,7 @@ def _write_rejects(rejects: List[Reject], path: str) -> None:
 
 
 class Executor(base_example_gen_executor.BaseExampleGenExecutor):
-    """Lists the layout in Do (cheap, names only), then checks and encodes every image in Beam."""
+    """Lists the layout in Do (cheap, names only), then checks, encodes and writes every image in Beam."""
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
         return IngestImages
@@ -166,12 +181,18 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         self._rejects_path = os.path.join(examples.uri, REJECTS_FILE)
         _warn_empty_splits(self._listing)
 
-        # The split names are known only now (CelebA has a test split when the partition file is
-        # there); the base Do names the output splits from output_config.
-        exec_properties = dict(exec_properties)
-        exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY] = proto_utils.proto_to_json(
-            _output_config(self._listing.split_names, cfg.data.train_ratio))
-        super().Do(input_dict, output_dict, exec_properties)
+        # The split names are known only now (CelebA has a test split when the partition file is there).
+        examples.split_names = artifact_utils.encode_split_names(self._listing.split_names)
+        with self._make_beam_pipeline() as pipeline:
+            for name, records in self.GenerateExamplesByBeam(pipeline, exec_properties).items():
+                split_dir = artifact_utils.get_split_uri([examples], name)
+                prefix = os.path.join(split_dir, write_split.DEFAULT_TF_RECORD_FILE_NAME)
+                _ = records | f"WriteSplit[{name}]" >> beam.io.WriteToTFRecord(prefix)
+        examples_utils.set_payload_format(examples, exec_properties.get(
+            standard_component_specs.OUTPUT_DATA_FORMAT_KEY, example_gen_pb2.FORMAT_TF_EXAMPLE))
+        # TFX's name for "TFRecord files" (the only one its readers accept); they detect the
+        # compression from the suffix, and ours have none.
+        examples_utils.set_file_format(examples, "tfrecords_gzip")
 
         counts = _counters(self._pipeline.result)
         if counts is None:

@@ -237,6 +237,7 @@ class CheckedImage(NamedTuple):
     height: int
     width: int
     converted: bool
+    mean_rgb: Tuple[float, float, float]  # per-channel mean of the pixels, in [0, 1]
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -246,7 +247,9 @@ def check_image(data: bytes, min_size: int, max_pixels: int) -> CheckedImage:
     """Decode-check one encoded image and normalise it to 8-bit RGB; raises `Rejected`.
 
     The size limits are judged from the header before any pixel is decoded, so a decompression bomb
-    costs a few hundred bytes of reading.
+    costs a few hundred bytes of reading. Files kept as they are (8-bit RGB PNG/JPEG) are decoded by
+    TensorFlow, the decoder the Transform graph uses (and faster than PIL's: 2.7 vs 3.6 ms for a
+    BSD100 photo); PIL decodes the ones it converts, and names the failure when TF cannot decode.
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -269,13 +272,33 @@ def check_image(data: bytes, min_size: int, max_pixels: int) -> CheckedImage:
             raise Rejected("too_large", f"{width}x{height} = {width * height} pixels > data.max_pixels {max_pixels}")
         if min(width, height) < min_size:
             raise Rejected("too_small", f"{width}x{height}, shorter side < {min_size}")
-        try:
-            im.load()
-        except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, zlib.error, ...
-            raise _decode_error(e) from None
         if _is_rgb8_png_or_jpeg(im, data):
-            return CheckedImage(data, height, width, converted=False)
-        return CheckedImage(images.encode_png(images.to_rgb8(im)), height, width, converted=True)
+            try:
+                mean = _tf_decode_mean(tf.constant(data)).numpy()
+            except tf.errors.OpError as tf_error:
+                _pil_load(im)  # raises with PIL's diagnosis (truncated, corrupt) when it has one
+                raise Rejected("corrupt", f"TensorFlow cannot decode it: {tf_error.message}") from None
+            return CheckedImage(data, height, width, converted=False, mean_rgb=tuple(float(m) for m in mean))
+        _pil_load(im)
+        rgb = images.to_rgb8(im)
+        mean = rgb.reshape(-1, 3).mean(axis=0) / 255.0
+        return CheckedImage(images.encode_png(rgb), height, width, converted=True,
+                            mean_rgb=tuple(float(m) for m in mean))
+
+
+@tf.function(input_signature=[tf.TensorSpec([], tf.string)])
+def _tf_decode_mean(data):
+    # Integer sums: exact (a float32 reduce_mean drifts by ~1e-3 over a photo's 10^5 pixels).
+    rgb = images.tf_decode_rgb8(data)
+    sums = tf.reduce_sum(tf.cast(rgb, tf.int64), axis=[0, 1])
+    return tf.cast(sums, tf.float64) / tf.cast(tf.shape(rgb)[0] * tf.shape(rgb)[1] * 255, tf.float64)
+
+
+def _pil_load(im) -> None:
+    try:
+        im.load()
+    except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, zlib.error, ...
+        raise _decode_error(e) from None
 
 
 def _decode_error(e: Exception) -> Rejected:

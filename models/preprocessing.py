@@ -3,14 +3,16 @@
 TFX runs it with `Transform(preprocessing_fn="models.preprocessing.preprocessing_fn",
 custom_config={"config": cfg.to_json()})`; every setting comes from that `Config`.
 
-Input (ImageExampleGen, docs/architecture.md): `id`, `image` (encoded HR / sharp frame) and, for the
-GOPRO layout only, `blur` (the real blurred frame, same size). Output, one example per input:
+Input (ImageExampleGen, docs/architecture.md): `id`, `image` (encoded HR / sharp frame), `mean_rgb`
+(its per-channel pixel mean) and, for the GOPRO layout only, `blur` (the real blurred frame, same
+size). Output, one example per input:
     id           bytes     as ingested
     target       bytes     PNG, uint8 `data.crop_size` square: HR (SR) or sharp (deblur)
     degraded     bytes     PNG: SR -> LR `crop_size / scale` by MATLAB-style antialiased bicubic;
                            deblur -> the aligned crop of the real blurred frame, or (sharp-only data)
                            the crop blurred by a synthetic camera-trajectory motion blur
-    target_mean  float[3]  per-channel mean of the *training* targets in [0, 1] (a full-pass analyzer)
+    target_mean  float[3]  per-channel mean in [0, 1] of the *training* split's HR / sharp frames, whole
+                           (a full-pass analyzer over the ingested `mean_rgb`: its pass decodes nothing)
 
 Crops: SR takes the centre (faces are aligned, benchmark protocols crop centrally); deblur takes a
 pseudo-random position keyed by the id (GOPRO frames are much larger than the crop, the centre alone
@@ -30,7 +32,7 @@ from models import degrade, images
 from pipeline.config import Config
 
 # Feature names: the ImageExampleGen output and the Transform output (docs/architecture.md).
-ID, IMAGE, BLUR = "id", "image", "blur"
+ID, IMAGE, BLUR, MEAN_RGB = "id", "image", "blur", "mean_rgb"
 TARGET, DEGRADED, TARGET_MEAN = "target", "degraded", "target_mean"
 OUTPUT_FEATURES = (ID, TARGET, DEGRADED, TARGET_MEAN)
 
@@ -58,13 +60,16 @@ def preprocessing_fn(inputs, custom_config):
         fn_output_signature=(tf.TensorSpec([crop, crop, 3], tf.uint8), tf.TensorSpec([small, small, 3], tf.uint8)),
         name="make_pairs")
 
-    channel_means = tf.reduce_mean(images.tf_to_float(target), axis=[1, 2])  # [N, 3]
-    mean = tft.mean(channel_means, reduce_instance_dims=False)  # [3], over the analyzed (train) split
+    # tf.Transform's analysis pass runs the graph only up to the analyzers' inputs: from the ingested
+    # means that is a parse of three floats, where the crops' own means would decode every train
+    # image a second time (2.5 ms of the 5.8 ms per image of the whole Transform, docs/benchmarks.md).
+    frame_means = _vectors(inputs[MEAN_RGB], 3, MEAN_RGB)  # [N, 3]
+    mean = tft.mean(frame_means, reduce_instance_dims=False)  # [3], over the analyzed (train) split
     return {
         ID: ids,
         TARGET: tf.map_fn(tf.io.encode_png, target, fn_output_signature=tf.string, name="encode_target"),
         DEGRADED: tf.map_fn(tf.io.encode_png, degraded, fn_output_signature=tf.string, name="encode_degraded"),
-        TARGET_MEAN: tf.broadcast_to(mean, tf.shape(channel_means)),
+        TARGET_MEAN: tf.broadcast_to(mean, tf.shape(frame_means)),
     }
 
 
@@ -135,6 +140,15 @@ def _scalar_strings(x, name):
     elif x.shape.rank != 1:
         raise ValueError(f"feature {name!r}: expected one string per example, got shape {x.shape}")
     return x
+
+
+def _vectors(x, size, name):
+    """A batch of one float vector of `size` per example as [N, size] (dense from SchemaGen's shapes,
+    sparse without them)."""
+    if isinstance(x, tf.SparseTensor):
+        x = tf.sparse.to_dense(x)
+    tf.debugging.assert_equal(tf.shape(x)[1], size, message=f"feature {name!r} must hold {size} values per example")
+    return tf.reshape(x, [-1, size])
 
 
 def _check_size(image, crop, example_id):

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
+from tfx.components.util import examples_utils
+from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 
 from components import image_scan
@@ -71,7 +73,6 @@ def run_executor(cfg, out_dir):
     """Executor.Do on a fresh Examples artifact, as the TFX launcher calls it (real Beam, in memory)."""
     from tfx.components.example_gen import utils
     from tfx.dsl.components.base.base_beam_executor import BaseBeamExecutor
-    from tfx.proto import example_gen_pb2
     from tfx.types import standard_artifacts
     from tfx.utils import proto_utils
 
@@ -91,17 +92,21 @@ def run_executor(cfg, out_dir):
 
 
 def read_split(uri, split):
-    """{id: feature dict} of one output split, read with tf.data from Split-<name>/*.gz."""
-    files = glob.glob(os.path.join(uri, f"Split-{split}", "*.gz"))
+    """{id: feature dict} of one output split, read with tf.data from Split-<name>/* (uncompressed TFRecords)."""
+    files = glob.glob(os.path.join(uri, f"Split-{split}", "*"))
     assert files, f"no TFRecord files in Split-{split}"
     out = {}
-    for rec in tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator():
+    for rec in tf.data.TFRecordDataset(files).as_numpy_iterator():
         ex = tf.train.Example.FromString(rec)
         feats = {}
         for k, f in ex.features.feature.items():
             kind = f.WhichOneof("kind")
-            assert kind in ("bytes_list", "int64_list"), f"{k} is {kind}: encoded bytes and ints only"
             values = list(getattr(f, kind).value)
+            if k == "mean_rgb":
+                assert kind == "float_list" and len(values) == 3, (kind, values)
+                feats[k] = np.array(values)
+                continue
+            assert kind in ("bytes_list", "int64_list"), f"{k} is {kind}: encoded bytes and ints only"
             assert len(values) == 1, k
             feats[k] = values[0]
         out[feats["id"].decode()] = feats
@@ -115,9 +120,11 @@ def read_rejects(uri):
 
 def assert_stored_as(feats, source: bytes, converted: bool):
     """8-bit RGB PNG/JPEG are kept byte for byte; other modes become a PNG of exactly `to_rgb8`'s
-    pixels. Either way the stored image decodes with TF, as Transform will, at the stated size."""
+    pixels. Either way the stored image decodes with TF, as Transform will, at the stated size, and
+    mean_rgb is the mean of those pixels."""
     decoded = images.tf_decode_rgb8(feats["image"]).numpy()
     assert decoded.shape == (feats["height"], feats["width"], 3)
+    np.testing.assert_allclose(feats["mean_rgb"], decoded.reshape(-1, 3).mean(axis=0) / 255.0, atol=1e-6)
     if converted:
         assert feats["image"].startswith(b"\x89PNG")
         np.testing.assert_array_equal(decoded, images.read_rgb8(source))
@@ -240,12 +247,17 @@ def test_folder_layout_keeps_every_good_image_and_lists_every_bad_one(messy_fold
 
     splits = {s: read_split(examples.uri, s) for s in ("train", "eval")}
     assert artifact_utils.decode_split_names(examples.split_names) == ["train", "eval"]
+    # Uncompressed TFRecords without a suffix: TFX readers take the compression from the suffix.
+    assert examples_utils.get_payload_format(examples) == example_gen_pb2.FORMAT_TF_EXAMPLE
+    assert examples_utils.get_file_format(examples) == "tfrecords_gzip"
+    files = glob.glob(os.path.join(examples.uri, "Split-*", "*"))
+    assert files and not any(f.endswith(".gz") for f in files)
     got = {**splits["train"], **splits["eval"]}
     assert sorted(got) == sorted(expected)
     for split, exs in splits.items():
         for i, feats in exs.items():
             assert image_scan.hash_split(i, cfg.data.train_ratio) == split
-            assert set(feats) == {"id", "image", "height", "width", "scene"}
+            assert set(feats) == {"id", "image", "height", "width", "scene", "mean_rgb"}
             assert feats["scene"].decode() == os.path.dirname(i)
             assert_stored_as(feats, expected[i], converted=i.startswith("odd/"))
 

@@ -1,7 +1,7 @@
 """The Transform step's preprocessing_fn on real images, run by tf.Transform on Beam.
 
-tf.Examples are built here exactly as ImageExampleGen writes them (`id`, `image`, `blur` for GOPRO
-pairs) from ../shared/data (CelebA faces, BSD100, GoPro pairs), parsed by tfx_bsl's TFExampleRecord
+tf.Examples are built here by ImageExampleGen's own check and make_example (`id`, `image`, `mean_rgb`,
+`blur` for GOPRO pairs) from ../shared/data (CelebA faces, BSD100, GoPro pairs), parsed by tfx_bsl's TFExampleRecord
 with a schema like SchemaGen's (fixed shape [1]) or without shapes (sparse), then analysed and
 transformed by `tft_beam.AnalyzeAndTransformDataset`.
 """
@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from components import image_scan
+from components.image_example_gen import make_example
 from models import degrade, images, preprocessing
 from pipeline.config import preset
 
@@ -20,27 +22,26 @@ CROP = 64
 
 
 def _example(example_id: str, image: bytes, blur: bytes | None = None) -> bytes:
-    def feat(v):
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v]))
+    """The tf.Example ImageExampleGen writes for these bytes (its own check and make_example)."""
+    def check(data):
+        return image_scan.check_image(data, CROP, 10**9)
 
-    f = {"id": feat(example_id.encode()), "image": feat(image)}
-    if blur is not None:
-        f["blur"] = feat(blur)
-    return tf.train.Example(features=tf.train.Features(feature=f)).SerializeToString()
+    cand = image_scan.Candidate(id=example_id, split="train", scene="", image="", blur=None if blur is None else "")
+    return make_example(cand, check(image), None if blur is None else check(blur)).SerializeToString()
 
 
 def _schema(names, fixed_shape: bool):
-    """SchemaGen's inferred form (shape [1], dense [N, 1] tensors) or the shapeless one (sparse)."""
+    """SchemaGen's inferred form (fixed shapes, dense tensors) or the shapeless one (sparse)."""
     from tensorflow_metadata.proto.v0 import schema_pb2
 
     schema = schema_pb2.Schema()
-    for n in names:
-        f = schema.feature.add(name=n, type=schema_pb2.BYTES)
+    for n, kind, size in [(n, schema_pb2.BYTES, 1) for n in names] + [("mean_rgb", schema_pb2.FLOAT, 3)]:
+        f = schema.feature.add(name=n, type=kind)
         f.presence.min_fraction = 1.0
         if fixed_shape:
-            f.shape.dim.add(size=1)
+            f.shape.dim.add(size=size)
         else:
-            f.value_count.min = f.value_count.max = 1
+            f.value_count.min = f.value_count.max = size
     return schema
 
 
@@ -138,12 +139,12 @@ def test_sr_pairs_are_centre_crop_and_matlab_bicubic_lr(sr_cfg, sr_inputs, sr_ou
         np.testing.assert_array_equal(lr, expected, err_msg=key)
 
 
-def test_target_mean_is_the_full_pass_mean_of_target_channel_means(sr_out):
-    per_example = np.stack([_decode(d["target"]).astype(np.float64).mean(axis=(0, 1)) / 255.0
-                            for d in sr_out.values()])
+def test_target_mean_is_the_full_pass_mean_of_the_frames_means(sr_inputs, sr_out):
+    # The analyzer averages the ingested per-frame means (whole frames, not the crops).
+    frames = np.stack([_tf_rgb8(data).astype(np.float64).mean(axis=(0, 1)) / 255.0 for data in sr_inputs.values()])
     for d in sr_out.values():
         assert d["target_mean"].shape == (3,)
-        np.testing.assert_allclose(d["target_mean"], per_example.mean(axis=0), atol=1e-5)
+        np.testing.assert_allclose(d["target_mean"], frames.mean(axis=0), atol=1e-6)
 
 
 def test_deblur_real_pairs_are_aligned_crops(shared_data, deblur_cfg):
