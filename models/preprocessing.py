@@ -11,8 +11,9 @@ size). Output, one example per input:
     degraded     bytes     PNG: SR -> LR `crop_size / scale` by MATLAB-style antialiased bicubic;
                            deblur -> the aligned crop of the real blurred frame, or (sharp-only data)
                            the crop blurred by a synthetic camera-trajectory motion blur
-    target_mean  float[3]  per-channel mean in [0, 1] of the *training* split's HR / sharp frames, whole
-                           (a full-pass analyzer over the ingested `mean_rgb`: its pass decodes nothing)
+    target_mean  float[3]  only with `data.dataset_mean`: per-channel mean in [0, 1] of the *training*
+                           split's HR / sharp frames, whole (a full-pass analyzer over the ingested
+                           `mean_rgb`)
 
 Crops: SR takes the centre (faces are aligned, benchmark protocols crop centrally); deblur takes a
 pseudo-random position keyed by the id (GOPRO frames are much larger than the crop, the centre alone
@@ -34,7 +35,7 @@ from pipeline.config import Config
 # Feature names: the ImageExampleGen output and the Transform output (docs/architecture.md).
 ID, IMAGE, BLUR, MEAN_RGB = "id", "image", "blur", "mean_rgb"
 TARGET, DEGRADED, TARGET_MEAN = "target", "degraded", "target_mean"
-OUTPUT_FEATURES = (ID, TARGET, DEGRADED, TARGET_MEAN)
+OUTPUT_FEATURES = (ID, TARGET, DEGRADED)  # + TARGET_MEAN with data.dataset_mean
 
 # Seeds are int64 pairs; the fingerprint of the id is reduced to a non-negative int63 range.
 _HASH_BUCKETS = 2**62
@@ -60,17 +61,19 @@ def preprocessing_fn(inputs, custom_config):
         fn_output_signature=(tf.TensorSpec([crop, crop, 3], tf.uint8), tf.TensorSpec([small, small, 3], tf.uint8)),
         name="make_pairs")
 
-    # tf.Transform's analysis pass runs the graph only up to the analyzers' inputs: from the ingested
-    # means that is a parse of three floats, where the crops' own means would decode every train
-    # image a second time (2.5 ms of the 5.8 ms per image of the whole Transform, docs/benchmarks.md).
-    frame_means = _vectors(inputs[MEAN_RGB], 3, MEAN_RGB)  # [N, 3]
-    mean = tft.mean(frame_means, reduce_instance_dims=False)  # [3], over the analyzed (train) split
-    return {
+    out = {
         ID: ids,
         TARGET: tf.map_fn(tf.io.encode_png, target, fn_output_signature=tf.string, name="encode_target"),
         DEGRADED: tf.map_fn(tf.io.encode_png, degraded, fn_output_signature=tf.string, name="encode_degraded"),
-        TARGET_MEAN: tf.broadcast_to(mean, tf.shape(frame_means)),
     }
+    if cfg.data.dataset_mean:
+        # The analysis pass runs the graph only up to the analyzer's input: from the ingested means
+        # it decodes nothing (the crops' own means would decode every train image a second time),
+        # but tf.Transform still reads every train record once more.
+        frame_means = _vectors(inputs[MEAN_RGB], 3, MEAN_RGB)  # [N, 3]
+        mean = tft.mean(frame_means, reduce_instance_dims=False)  # [3], over the analyzed (train) split
+        out[TARGET_MEAN] = tf.broadcast_to(mean, tf.shape(frame_means))
+    return out
 
 
 def make_pair(example_id, image_bytes, blur_bytes, cfg: Config):

@@ -47,6 +47,11 @@ class DataConfig:
     # DeblurGAN's kernels, which spans ~0.1 pixel and does not blur at all (15 px kernels: the
     # "blurred" tile is ~63 dB from the sharp one); 0 reproduces DeblurGAN's draws.
     blur_min_exposure: float = 0.1
+    # Transform's full-pass analyzer: the training split's per-channel mean (`target_mean` in every
+    # transformed example), for models that normalise their input by it. Off: none of ours does (both
+    # generators add a skip from the input), and its analysis pass re-reads every train record, a
+    # cost measured in docs/benchmarks.md (data path).
+    dataset_mean: bool = False
 
 
 @dataclass

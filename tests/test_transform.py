@@ -68,15 +68,18 @@ def run_transform(cfg, records, names=("id", "image"), fixed_shape=True):
             _ = (data | beam.Map(tft.coders.ExampleProtoCoder(metadata.schema).encode)
                  | beam.io.WriteToTFRecord(os.path.join(tmp, "out"), num_shards=1))
         files = glob.glob(os.path.join(tmp, "out*"))
-        return {ex["id"]: ex for ex in map(_parse, tf.data.TFRecordDataset(files).as_numpy_iterator())}
+        expected = set(preprocessing.OUTPUT_FEATURES) | ({"target_mean"} if cfg.data.dataset_mean else set())
+        records = tf.data.TFRecordDataset(files).as_numpy_iterator()
+        return {ex["id"]: ex for ex in (_parse(r, expected) for r in records)}
 
 
-def _parse(serialized: bytes) -> dict:
+def _parse(serialized: bytes, expected_features) -> dict:
     f = tf.train.Example.FromString(serialized).features.feature
-    assert set(f) == set(preprocessing.OUTPUT_FEATURES), sorted(f)
+    assert set(f) == expected_features, sorted(f)
     out = {k: f[k].bytes_list.value[0] for k in ("target", "degraded")}
     out["id"] = f["id"].bytes_list.value[0].decode()
-    out["target_mean"] = np.array(f["target_mean"].float_list.value)
+    if "target_mean" in f:
+        out["target_mean"] = np.array(f["target_mean"].float_list.value)
     return out
 
 
@@ -139,10 +142,13 @@ def test_sr_pairs_are_centre_crop_and_matlab_bicubic_lr(sr_cfg, sr_inputs, sr_ou
         np.testing.assert_array_equal(lr, expected, err_msg=key)
 
 
-def test_target_mean_is_the_full_pass_mean_of_the_frames_means(sr_inputs, sr_out):
+def test_dataset_mean_is_the_full_pass_mean_of_the_frames_means(sr_cfg, sr_inputs, sr_out):
+    assert all("target_mean" not in d for d in sr_out.values())  # off by default: no analysis pass
+    out = run_transform(sr_cfg.override({"data.dataset_mean": True}), [_example(k, v) for k, v in sr_inputs.items()])
     # The analyzer averages the ingested per-frame means (whole frames, not the crops).
     frames = np.stack([_tf_rgb8(data).astype(np.float64).mean(axis=(0, 1)) / 255.0 for data in sr_inputs.values()])
-    for d in sr_out.values():
+    for key, d in out.items():
+        assert d["target"] == sr_out[key]["target"] and d["degraded"] == sr_out[key]["degraded"]
         assert d["target_mean"].shape == (3,)
         np.testing.assert_allclose(d["target_mean"], frames.mean(axis=0), atol=1e-6)
 
