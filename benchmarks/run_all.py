@@ -235,7 +235,8 @@ def train(args, out, peak):
 def datapath(args, out, peak):
     from benchmarks.datapath import break_even
 
-    recs = common.run_child([_py(), "-m", "benchmarks.datapath", "--images", args.datapath_images])
+    recs = common.run_child([_py(), "-m", "benchmarks.datapath", "--images", args.datapath_images,
+                             "--repeat", "1" if args.quick else "2"])
     md = ["## 4. Data path (ExampleGen + Transform on Beam vs a plain loop)", ""]
     if not recs:
         return md + ["skipped (no B100 images)", ""], recs
@@ -245,7 +246,7 @@ def datapath(args, out, peak):
     md += [f"BSD100 photographs (480x320, replicated), centre crop 128, antialiased bicubic x1/4, PNG out; "
            f"{r['cpus']} CPUs; Beam args `{' '.join(r['beam_args'])}`. The TFX path runs at two sizes: its "
            f"steady-state rate is the difference in images over the difference in seconds, the fixed start-up "
-           f"what remains (benchmarks/datapath.py).", "",
+           f"what remains (benchmarks/datapath.py). Each time is the fastest of {r.get('repeat', 1)} runs.", "",
            "| path | images | seconds | images/s | ratio to plain loop | load avg |", "|---|---|---|---|---|---|",
            f"| plain loop, 1 process | {r['plain_images']} | {r['plain_s']:.1f} | {plain_rate:.1f} | 1.00 | "
            f"{r['load']} |"]
