@@ -77,6 +77,7 @@ def tfx_run(root: str, work: str) -> dict:
 
     cfg = preset("srgan-celeba", overrides={"data.root": root, "data.layout": "folder", "data.crop_size": CROP,
                                             "run_root": os.path.join(work, "runs"), "enable_cache": False})
+    os.makedirs(work, exist_ok=True)
     schema = os.path.join(work, "schema.pbtxt")
     with open(schema, "w") as f:
         f.write(SCHEMA)
