@@ -126,14 +126,15 @@ def read_eval_images(split_uri: str, scale: int, max_images: int) -> Tuple[List[
     """
     import tensorflow as tf
 
+    from models import train_data
+
     files = sorted(f for f in tf.io.gfile.glob(os.path.join(split_uri, "*")) if not tf.io.gfile.isdir(f))
     if not files:
         raise FileNotFoundError(f"no example files in {split_uri}")
     pairs: List[EvalImage] = []
     rejects: List[Tuple[str, str]] = []
     for path in files:
-        compression = "GZIP" if path.endswith(".gz") else ""
-        for i, record in enumerate(tf.data.TFRecordDataset(path, compression_type=compression).as_numpy_iterator()):
+        for i, record in enumerate(train_data.record_dataset([path]).as_numpy_iterator()):
             if len(pairs) >= max_images:
                 return pairs, rejects
             pair, reason = _parse_pair(record, scale)

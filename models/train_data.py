@@ -54,8 +54,8 @@ def feature_spec(transform_output_dir: str | None) -> dict:
     return {k: spec[k] for k in (DEGRADED, TARGET)}
 
 
-def _records(files: List[str]) -> tf.data.Dataset:
-    # TFX Transform writes gzipped TFRecords (`*.gz`).
+def record_dataset(files: List[str]) -> tf.data.Dataset:
+    """TFRecords, gzipped when named `*.gz` (TFX Transform's output) or not (ImageExampleGen's)."""
     compression = "GZIP" if files[0].endswith(".gz") else ""
     return tf.data.TFRecordDataset(files, compression_type=compression)
 
@@ -115,7 +115,7 @@ def train_dataset(files: List[str], spec: dict, cfg, stream_offset: int = 0) -> 
     """
     t = cfg.train
     seed = int(t.seed) * 1_000_003 + int(stream_offset)
-    ds = _records(files).repeat()
+    ds = record_dataset(files).repeat()
     ds = ds.shuffle(t.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     ds = ds.map(_decode(spec), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     patch = cfg.train_patch
@@ -135,7 +135,7 @@ def train_dataset(files: List[str], spec: dict, cfg, stream_offset: int = 0) -> 
 
 def fixed_batch(files: List[str], spec: dict, size: int):
     """The first `size` examples of a split, unaugmented: a fixed batch for PSNR and image grids."""
-    ds = _records(files).map(_decode(spec)).batch(size)
+    ds = record_dataset(files).map(_decode(spec)).batch(size)
     for degraded, target in ds.take(1):
         return degraded, target
     raise ValueError(f"no examples in {files}")

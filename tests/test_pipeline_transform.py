@@ -118,12 +118,11 @@ def test_until_selects_a_prefix(tmp_path):
 def _records(pattern):
     import tensorflow as tf
 
+    from models.train_data import record_dataset
+
     files = sorted(glob.glob(pattern))
     assert files, f"nothing matches {pattern}"
-    # Transform writes gzipped TFRecords (*.gz); ImageExampleGen uncompressed ones (no suffix).
-    compression = "GZIP" if files[0].endswith(".gz") else ""
-    return [tf.train.Example.FromString(r) for r in
-            tf.data.TFRecordDataset(files, compression_type=compression).as_numpy_iterator()]
+    return [tf.train.Example.FromString(r) for r in record_dataset(files).as_numpy_iterator()]
 
 
 def _artifact_uri(cfg, type_name, producer_dir):
