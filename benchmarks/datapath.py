@@ -106,13 +106,13 @@ def main(argv=None) -> int:
         if not roots[sizes[1]]:
             print("datapath: skipped (no ../shared/data/B100 images)")
             return 0
-        plain = []
+        plain_times = []
         for _ in range(args.repeat):
-            plain.append(plain_loop(roots[sizes[1]]))
+            plain_times.append(plain_loop(roots[sizes[1]]))
             print(f"plain loop (1 process: PIL decode, crop, models.degrade bicubic, 2 PNG encodes): {sizes[1]} "
-                  f"images in {plain[-1]:.1f} s = {sizes[1] / plain[-1]:.1f} images/s; load {common.load_average()}",
-                  flush=True)
-        plain = min(plain)
+                  f"images in {plain_times[-1]:.1f} s = {sizes[1] / plain_times[-1]:.1f} images/s; "
+                  f"load {common.load_average()}", flush=True)
+        plain = min(plain_times)
         runs = []
         for n in sizes:
             tries = []
