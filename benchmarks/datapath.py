@@ -33,7 +33,6 @@ feature { name: "image" type: BYTES presence { min_fraction: 1 } shape { dim { s
 feature { name: "height" type: INT presence { min_fraction: 1 } shape { dim { size: 1 } } }
 feature { name: "width" type: INT presence { min_fraction: 1 } shape { dim { size: 1 } } }
 feature { name: "scene" type: BYTES presence { min_fraction: 1 } shape { dim { size: 1 } } }
-feature { name: "mean_rgb" type: FLOAT presence { min_fraction: 1 } shape { dim { size: 3 } } }
 """
 
 

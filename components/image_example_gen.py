@@ -4,10 +4,10 @@
 
 TFX machinery reused as is: FileBasedExampleGen's spec, the Examples artifact with span/version/
 fingerprint and its payload/file format properties, Split-<name>/ dirs of TFRecords. What is ours: the
-listing of the layout (components/image_scan.py), a Beam DoFn that decode-checks every file and
-normalises it to 8-bit RGB, dataset-defined splits, rejects.tsv, Beam counters, the write (below), and
-a driver whose input fingerprint covers every file below the root (so caching notices an image added
-to a sub-folder).
+listing of the layout (components/image_scan.py), a Beam DoFn that checks every file (it must decode
+in Transform) and normalises it to 8-bit RGB, dataset-defined splits, rejects.tsv, Beam counters, the
+write (below), and a driver whose input fingerprint covers every file below the root (so caching
+notices an image added to a sub-folder).
 
 The write differs from TFX's WriteSplit on purpose (docs/benchmarks.md, data path): the records are
 encoded images, which gzip cannot shrink (it cost 5 ms per BSD100 photo for a 1% gain), so they are
@@ -15,9 +15,7 @@ written uncompressed; TFX readers (tfx_bsl, Beam's ReadFromTFRecord) pick the co
 file suffix. And the order is shuffled on the file listing, before any image is read, instead of by a
 Reshuffle of the encoded images, which sends every image through the Beam runner process once more.
 
-Output features (docs/architecture.md): id, image, blur (GOPRO only), height, width, scene, mean_rgb
-(the image's per-channel mean in [0, 1]: a colour statistic for StatisticsGen, and the input of
-Transform's dataset-mean analyzer, which then needs no second decode of every image).
+Output features (docs/architecture.md): id, image, blur (GOPRO only), height, width, scene.
 Bad files are skipped, counted (namespace `ImageExampleGen`: `accepted`, `converted`,
 `rejected_<reason>`) and listed in `<examples uri>/rejects.tsv`; the counts are also logged, one
 line per reason, and stored as int custom properties of the Examples artifact.
@@ -93,7 +91,6 @@ def make_example(cand: Candidate, image: image_scan.CheckedImage,
         "height": _int_feature(image.height),
         "width": _int_feature(image.width),
         "scene": _bytes_feature(cand.scene.encode("utf-8")),
-        "mean_rgb": tf.train.Feature(float_list=tf.train.FloatList(value=list(image.mean_rgb))),
     }
     if blur is not None:
         feature["blur"] = _bytes_feature(blur.data)

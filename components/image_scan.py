@@ -23,6 +23,7 @@ from typing import Dict, Iterable, List, NamedTuple, Tuple
 
 import tensorflow as tf
 
+from components import png_check
 from models import images
 
 TRAIN, EVAL, TEST = "train", "eval", "test"
@@ -237,19 +238,16 @@ class CheckedImage(NamedTuple):
     height: int
     width: int
     converted: bool
-    mean_rgb: Tuple[float, float, float]  # per-channel mean of the pixels, in [0, 1]
-
-
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def check_image(data: bytes, min_size: int, max_pixels: int) -> CheckedImage:
-    """Decode-check one encoded image and normalise it to 8-bit RGB; raises `Rejected`.
+    """Check one encoded image and normalise it to 8-bit RGB; raises `Rejected`.
 
     The size limits are judged from the header before any pixel is decoded, so a decompression bomb
-    costs a few hundred bytes of reading. Files kept as they are (8-bit RGB PNG/JPEG) are decoded by
-    TensorFlow, the decoder the Transform graph uses, so what passes here decodes there; PIL decodes
-    the ones it converts, and names the failure when TF cannot decode.
+    costs a few hundred bytes of reading. Files kept as they are (8-bit RGB PNG/JPEG) must decode in
+    Transform: PNGs are proved intact without decoding their pixels (`png_check`: chunk CRCs, the
+    inflated image data, row filters), JPEGs are decoded by TensorFlow, the decoder Transform uses.
+    PIL decodes the files it converts, and names the failure when TF cannot decode a JPEG.
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -272,26 +270,27 @@ def check_image(data: bytes, min_size: int, max_pixels: int) -> CheckedImage:
             raise Rejected("too_large", f"{width}x{height} = {width * height} pixels > data.max_pixels {max_pixels}")
         if min(width, height) < min_size:
             raise Rejected("too_small", f"{width}x{height}, shorter side < {min_size}")
-        if _is_rgb8_png_or_jpeg(im, data):
+        kept = _kept_format(im, data)
+        if kept == "PNG":
             try:
-                mean = _tf_decode_mean(tf.constant(data)).numpy()
+                png_check.check(data)
+            except png_check.Damaged as e:
+                raise Rejected("truncated" if e.truncated else "corrupt", str(e)) from None
+            return CheckedImage(data, height, width, converted=False)
+        if kept == "JPEG":
+            try:
+                _tf_decode(tf.constant(data))
             except tf.errors.OpError as tf_error:
                 _pil_load(im)  # raises with PIL's diagnosis (truncated, corrupt) when it has one
                 raise Rejected("corrupt", f"TensorFlow cannot decode it: {tf_error.message}") from None
-            return CheckedImage(data, height, width, converted=False, mean_rgb=tuple(float(m) for m in mean))
+            return CheckedImage(data, height, width, converted=False)
         _pil_load(im)
-        rgb = images.to_rgb8(im)
-        mean = rgb.reshape(-1, 3).mean(axis=0) / 255.0
-        return CheckedImage(images.encode_png(rgb), height, width, converted=True,
-                            mean_rgb=tuple(float(m) for m in mean))
+        return CheckedImage(images.encode_png(images.to_rgb8(im)), height, width, converted=True)
 
 
 @tf.function(input_signature=[tf.TensorSpec([], tf.string)])
-def _tf_decode_mean(data):
-    # Integer sums: exact (a float32 reduce_mean drifts by ~1e-3 over a photo's 10^5 pixels).
-    rgb = images.tf_decode_rgb8(data)
-    sums = tf.reduce_sum(tf.cast(rgb, tf.int64), axis=[0, 1])
-    return tf.cast(sums, tf.float64) / tf.cast(tf.shape(rgb)[0] * tf.shape(rgb)[1] * 255, tf.float64)
+def _tf_decode(data):
+    return tf.shape(images.tf_decode_rgb8(data))
 
 
 def _pil_load(im) -> None:
@@ -306,14 +305,17 @@ def _decode_error(e: Exception) -> Rejected:
     return Rejected("truncated" if "truncat" in msg.lower() else "corrupt", msg)
 
 
-def _is_rgb8_png_or_jpeg(im, data: bytes) -> bool:
-    """True when the file already is what TF decodes to uint8 RGB unchanged: keep its bytes."""
+def _kept_format(im, data: bytes) -> str | None:
+    """"PNG" or "JPEG" when the file already is what TF decodes to uint8 RGB unchanged (its bytes
+    are kept), else None (it is converted)."""
     if im.mode != "RGB" or getattr(im, "is_animated", False):
-        return False
+        return None
     if im.format == "JPEG":
-        return True
+        return "JPEG"
     # PIL opens 16-bit RGB PNGs as 8-bit "RGB" too: read bit depth and colour type from the IHDR.
-    return im.format == "PNG" and data[:8] == _PNG_SIGNATURE and data[24] == 8 and data[25] == 2
+    if im.format == "PNG" and data[:8] == png_check.SIGNATURE and data[24] == 8 and data[25] == 2:
+        return "PNG"
+    return None
 
 
 def read_bytes(root: str, rel_path: str) -> bytes:

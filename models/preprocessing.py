@@ -3,17 +3,15 @@
 TFX runs it with `Transform(preprocessing_fn="models.preprocessing.preprocessing_fn",
 custom_config={"config": cfg.to_json()})`; every setting comes from that `Config`.
 
-Input (ImageExampleGen, docs/architecture.md): `id`, `image` (encoded HR / sharp frame), `mean_rgb`
-(its per-channel pixel mean) and, for the GOPRO layout only, `blur` (the real blurred frame, same
-size). Output, one example per input:
+Input (ImageExampleGen, docs/architecture.md): `id`, `image` (encoded HR / sharp frame) and, for
+the GOPRO layout only, `blur` (the real blurred frame, same size). Output, one example per input:
     id           bytes     as ingested
     target       bytes     PNG, uint8 `data.crop_size` square: HR (SR) or sharp (deblur)
     degraded     bytes     PNG: SR -> LR `crop_size / scale` by MATLAB-style antialiased bicubic;
                            deblur -> the aligned crop of the real blurred frame, or (sharp-only data)
                            the crop blurred by a synthetic camera-trajectory motion blur
     target_mean  float[3]  only with `data.dataset_mean`: per-channel mean in [0, 1] of the *training*
-                           split's HR / sharp frames, whole (a full-pass analyzer over the ingested
-                           `mean_rgb`)
+                           split's targets (a full-pass analyzer)
 
 Crops: SR takes the centre (faces are aligned, benchmark protocols crop centrally); deblur takes a
 pseudo-random position keyed by the id (GOPRO frames are much larger than the crop, the centre alone
@@ -33,7 +31,7 @@ from models import degrade, images
 from pipeline.config import Config
 
 # Feature names: the ImageExampleGen output and the Transform output (docs/architecture.md).
-ID, IMAGE, BLUR, MEAN_RGB = "id", "image", "blur", "mean_rgb"
+ID, IMAGE, BLUR = "id", "image", "blur"
 TARGET, DEGRADED, TARGET_MEAN = "target", "degraded", "target_mean"
 OUTPUT_FEATURES = (ID, TARGET, DEGRADED)  # + TARGET_MEAN with data.dataset_mean
 
@@ -67,12 +65,13 @@ def preprocessing_fn(inputs, custom_config):
         DEGRADED: tf.map_fn(tf.io.encode_png, degraded, fn_output_signature=tf.string, name="encode_degraded"),
     }
     if cfg.data.dataset_mean:
-        # The analysis pass runs the graph only up to the analyzer's input: from the ingested means
-        # it decodes nothing (the crops' own means would decode every train image a second time),
-        # but tf.Transform still reads every train record once more.
-        frame_means = _vectors(inputs[MEAN_RGB], 3, MEAN_RGB)  # [N, 3]
-        mean = tft.mean(frame_means, reduce_instance_dims=False)  # [3], over the analyzed (train) split
-        out[TARGET_MEAN] = tf.broadcast_to(mean, tf.shape(frame_means))
+        # The analysis pass (an extra read of every train record) runs only the ops the analyzer
+        # needs: decode and crop, not the degradation. The transform pass replaces `mean` by its value
+        # and, as the output's shape comes from `ids`, prunes the crops' means away.
+        crop_means = tf.map_fn(lambda e: _target_mean(e[0], e[1], cfg), (ids, image),
+                               fn_output_signature=tf.TensorSpec([3], tf.float32), name="target_means")
+        mean = tft.mean(crop_means, reduce_instance_dims=False)  # [3], over the analyzed (train) split
+        out[TARGET_MEAN] = tf.broadcast_to(mean, tf.stack([tf.shape(ids)[0], 3]))
     return out
 
 
@@ -82,11 +81,7 @@ def make_pair(example_id, image_bytes, blur_bytes, cfg: Config):
     Pure TensorFlow, usable eagerly (tests, notebooks) as well as inside the Transform graph.
     """
     crop = cfg.data.crop_size
-    image = images.tf_decode_rgb8(image_bytes)
-    _check_size(image, crop, example_id)
-    crop_seed, blur_seed = example_seeds(example_id, cfg)
-
-    offset = crop_offset(tf.shape(image)[0], tf.shape(image)[1], crop_seed, cfg)
+    image, offset, blur_seed = _decode_and_place(example_id, image_bytes, cfg)
     target = _crop(image, offset, crop)
     if cfg.task == "sr":
         lr = degrade.imresize(images.tf_to_float(target), 1.0 / cfg.model.scale)
@@ -99,6 +94,20 @@ def make_pair(example_id, image_bytes, blur_bytes, cfg: Config):
             message=tf.strings.format("blur and sharp frames differ in size for id {}", example_id))
         return target, _crop(blurred, offset, crop)
     return target, synthetic_blur(image, offset, crop, blur_seed, cfg)
+
+
+def _decode_and_place(example_id, image_bytes, cfg: Config):
+    """(decoded frame, crop offset, blur seed) of one example."""
+    image = images.tf_decode_rgb8(image_bytes)
+    _check_size(image, cfg.data.crop_size, example_id)
+    crop_seed, blur_seed = example_seeds(example_id, cfg)
+    return image, crop_offset(tf.shape(image)[0], tf.shape(image)[1], crop_seed, cfg), blur_seed
+
+
+def _target_mean(example_id, image_bytes, cfg: Config):
+    """Per-channel mean in [0, 1] of the example's target crop."""
+    image, offset, _ = _decode_and_place(example_id, image_bytes, cfg)
+    return tf.reduce_mean(images.tf_to_float(_crop(image, offset, cfg.data.crop_size)), axis=[0, 1])
 
 
 def synthetic_blur(image, offset, crop, seed, cfg: Config):
@@ -143,15 +152,6 @@ def _scalar_strings(x, name):
     elif x.shape.rank != 1:
         raise ValueError(f"feature {name!r}: expected one string per example, got shape {x.shape}")
     return x
-
-
-def _vectors(x, size, name):
-    """A batch of one float vector of `size` per example as [N, size] (dense from SchemaGen's shapes,
-    sparse without them)."""
-    if isinstance(x, tf.SparseTensor):
-        x = tf.sparse.to_dense(x)
-    tf.debugging.assert_equal(tf.shape(x)[1], size, message=f"feature {name!r} must hold {size} values per example")
-    return tf.reshape(x, [-1, size])
 
 
 def _check_size(image, crop, example_id):

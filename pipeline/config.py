@@ -49,8 +49,8 @@ class DataConfig:
     blur_min_exposure: float = 0.1
     # Transform's full-pass analyzer: the training split's per-channel mean (`target_mean` in every
     # transformed example), for models that normalise their input by it. Off: none of ours does (both
-    # generators add a skip from the input), and its analysis pass re-reads every train record, a
-    # cost measured in docs/benchmarks.md (data path).
+    # generators add a skip from the input), and its analysis pass reads and decodes every train
+    # image again, a cost measured in docs/benchmarks.md (data path).
     dataset_mean: bool = False
 
 

@@ -102,10 +102,6 @@ def read_split(uri, split):
         for k, f in ex.features.feature.items():
             kind = f.WhichOneof("kind")
             values = list(getattr(f, kind).value)
-            if k == "mean_rgb":
-                assert kind == "float_list" and len(values) == 3, (kind, values)
-                feats[k] = np.array(values)
-                continue
             assert kind in ("bytes_list", "int64_list"), f"{k} is {kind}: encoded bytes and ints only"
             assert len(values) == 1, k
             feats[k] = values[0]
@@ -120,11 +116,9 @@ def read_rejects(uri):
 
 def assert_stored_as(feats, source: bytes, converted: bool):
     """8-bit RGB PNG/JPEG are kept byte for byte; other modes become a PNG of exactly `to_rgb8`'s
-    pixels. Either way the stored image decodes with TF, as Transform will, at the stated size, and
-    mean_rgb is the mean of those pixels."""
+    pixels. Either way the stored image decodes with TF, as Transform will, at the stated size."""
     decoded = images.tf_decode_rgb8(feats["image"]).numpy()
     assert decoded.shape == (feats["height"], feats["width"], 3)
-    np.testing.assert_allclose(feats["mean_rgb"], decoded.reshape(-1, 3).mean(axis=0) / 255.0, atol=1e-6)
     if converted:
         assert feats["image"].startswith(b"\x89PNG")
         np.testing.assert_array_equal(decoded, images.read_rgb8(source))
@@ -257,7 +251,7 @@ def test_folder_layout_keeps_every_good_image_and_lists_every_bad_one(messy_fold
     for split, exs in splits.items():
         for i, feats in exs.items():
             assert image_scan.hash_split(i, cfg.data.train_ratio) == split
-            assert set(feats) == {"id", "image", "height", "width", "scene", "mean_rgb"}
+            assert set(feats) == {"id", "image", "height", "width", "scene"}
             assert feats["scene"].decode() == os.path.dirname(i)
             assert_stored_as(feats, expected[i], converted=i.startswith("odd/"))
 

@@ -1,6 +1,6 @@
 """The Transform step's preprocessing_fn on real images, run by tf.Transform on Beam.
 
-tf.Examples are built here by ImageExampleGen's own check and make_example (`id`, `image`, `mean_rgb`,
+tf.Examples are built here by ImageExampleGen's own check and make_example (`id`, `image`,
 `blur` for GOPRO pairs) from ../shared/data (CelebA faces, BSD100, GoPro pairs), parsed by tfx_bsl's TFExampleRecord
 with a schema like SchemaGen's (fixed shape [1]) or without shapes (sparse), then analysed and
 transformed by `tft_beam.AnalyzeAndTransformDataset`.
@@ -35,13 +35,13 @@ def _schema(names, fixed_shape: bool):
     from tensorflow_metadata.proto.v0 import schema_pb2
 
     schema = schema_pb2.Schema()
-    for n, kind, size in [(n, schema_pb2.BYTES, 1) for n in names] + [("mean_rgb", schema_pb2.FLOAT, 3)]:
-        f = schema.feature.add(name=n, type=kind)
+    for n in names:
+        f = schema.feature.add(name=n, type=schema_pb2.BYTES)
         f.presence.min_fraction = 1.0
         if fixed_shape:
-            f.shape.dim.add(size=size)
+            f.shape.dim.add(size=1)
         else:
-            f.value_count.min = f.value_count.max = size
+            f.value_count.min = f.value_count.max = 1
     return schema
 
 
@@ -142,15 +142,14 @@ def test_sr_pairs_are_centre_crop_and_matlab_bicubic_lr(sr_cfg, sr_inputs, sr_ou
         np.testing.assert_array_equal(lr, expected, err_msg=key)
 
 
-def test_dataset_mean_is_the_full_pass_mean_of_the_frames_means(sr_cfg, sr_inputs, sr_out):
+def test_dataset_mean_is_the_full_pass_mean_of_the_targets(sr_cfg, sr_inputs, sr_out):
     assert all("target_mean" not in d for d in sr_out.values())  # off by default: no analysis pass
     out = run_transform(sr_cfg.override({"data.dataset_mean": True}), [_example(k, v) for k, v in sr_inputs.items()])
-    # The analyzer averages the ingested per-frame means (whole frames, not the crops).
-    frames = np.stack([_tf_rgb8(data).astype(np.float64).mean(axis=(0, 1)) / 255.0 for data in sr_inputs.values()])
+    crops = np.stack([_decode(d["target"]).astype(np.float64).mean(axis=(0, 1)) / 255.0 for d in sr_out.values()])
     for key, d in out.items():
         assert d["target"] == sr_out[key]["target"] and d["degraded"] == sr_out[key]["degraded"]
         assert d["target_mean"].shape == (3,)
-        np.testing.assert_allclose(d["target_mean"], frames.mean(axis=0), atol=1e-6)
+        np.testing.assert_allclose(d["target_mean"], crops.mean(axis=0), atol=1e-5)
 
 
 def test_deblur_real_pairs_are_aligned_crops(shared_data, deblur_cfg):
