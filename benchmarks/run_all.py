@@ -62,6 +62,9 @@ def main(argv=None) -> int:
           f"Figures are {common.load_note()} at the start; each line carries the load average when it was taken.",
           f"Peak compute: fp32 {peak['fp32_flops'] / 1e9:.0f} GFLOP/s, bf16 {peak['bf16_flops'] / 1e9:.0f} GFLOP/s "
           f"= {peak['how']}.", ""]
+    if args.quick:
+        md[-1:] = ["**Quick run** (`--quick`): small N, to check that every benchmark runs end to end. Its figures "
+                   "are not measurements and its target verdicts mean nothing; run without `--quick` for those.", ""]
     print("\n".join(md), flush=True)
     records: Dict[str, list] = {}
     for section in sections:
