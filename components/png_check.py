@@ -79,8 +79,10 @@ def _chunks(data: memoryview) -> Tuple[bytes, list]:
         elif tag == b"IEND":
             break
         pos = end
-    if ihdr is None or len(ihdr) != 13 or not idat:
-        raise Damaged("no valid IHDR chunk" if ihdr is None or len(ihdr) != 13 else "no IDAT chunk")
+    if ihdr is None or len(ihdr) != 13:
+        raise Damaged("no valid IHDR chunk")
+    if not idat:
+        raise Damaged("no IDAT chunk")
     return ihdr, idat
 
 

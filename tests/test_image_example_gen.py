@@ -101,8 +101,8 @@ def read_split(uri, split):
         feats = {}
         for k, f in ex.features.feature.items():
             kind = f.WhichOneof("kind")
-            values = list(getattr(f, kind).value)
             assert kind in ("bytes_list", "int64_list"), f"{k} is {kind}: encoded bytes and ints only"
+            values = list(getattr(f, kind).value)
             assert len(values) == 1, k
             feats[k] = values[0]
         out[feats["id"].decode()] = feats

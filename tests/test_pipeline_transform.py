@@ -158,8 +158,8 @@ def test_data_half_of_the_pipeline_on_the_samples(task, tmp_path):
     transformed = _artifact_uri(cfg, "Examples", "Transform")
     assert os.path.isdir(os.path.join(_artifact_uri(cfg, "ExampleAnomalies", "ExampleValidator"), "Split-eval"))
     for split in ("train", "eval"):
-        ingested_examples = _records(os.path.join(examples, f"Split-{split}", "*"))
-        ingested = {e.features.feature["id"].bytes_list.value[0] for e in ingested_examples}
+        ingested = {e.features.feature["id"].bytes_list.value[0]
+                    for e in _records(os.path.join(examples, f"Split-{split}", "*"))}
         out = _records(os.path.join(transformed, f"Split-{split}", "*.gz"))
         assert ingested and {e.features.feature["id"].bytes_list.value[0] for e in out} == ingested
         crop_means = []

@@ -1,9 +1,9 @@
 """The Transform step's preprocessing_fn on real images, run by tf.Transform on Beam.
 
-tf.Examples are built here by ImageExampleGen's own check and make_example (`id`, `image`,
-`blur` for GOPRO pairs) from ../shared/data (CelebA faces, BSD100, GoPro pairs), parsed by tfx_bsl's TFExampleRecord
-with a schema like SchemaGen's (fixed shape [1]) or without shapes (sparse), then analysed and
-transformed by `tft_beam.AnalyzeAndTransformDataset`.
+tf.Examples are built here by ImageExampleGen's own check and make_example (`id`, `image`, `blur`
+for GOPRO pairs) from ../shared/data (CelebA faces, BSD100, GoPro pairs), parsed by tfx_bsl's
+TFExampleRecord with a schema like SchemaGen's (fixed shape [1]) or without shapes (sparse), then
+analysed and transformed by `tft_beam.AnalyzeAndTransformDataset`.
 """
 import glob
 import os
@@ -31,7 +31,7 @@ def _example(example_id: str, image: bytes, blur: bytes | None = None) -> bytes:
 
 
 def _schema(names, fixed_shape: bool):
-    """SchemaGen's inferred form (fixed shapes, dense tensors) or the shapeless one (sparse)."""
+    """SchemaGen's inferred form (shape [1], dense [N, 1] tensors) or the shapeless one (sparse)."""
     from tensorflow_metadata.proto.v0 import schema_pb2
 
     schema = schema_pb2.Schema()
