@@ -1,73 +1,28 @@
-"""VGG feature extractors for the perceptual loss, and where their ImageNet weights come from.
+"""VGG feature extractors for the perceptual loss.
 
 Nothing downloads: the VGG is built with `weights=None` and the Keras ImageNet weights are loaded from
-a local file, `loss.vgg_weights` (a file, or a folder holding the standard file name) or the standard
-Keras file name in `$KERAS_HOME/models` and `~/.keras/models`. A missing file is an error that names
-the file and where to put it; random weights only with the test switch `loss.allow_random_vgg`.
+the local file `config.vgg_weights.resolve_weights` finds (a missing file is an error that names the
+file and where to put it); random weights only with the test switch `loss.allow_random_vgg`.
 """
 from __future__ import annotations
 
 import logging
-import os
 
 import tensorflow as tf
 import tf_keras as keras
 
+from config.vgg_weights import check_net, resolve_weights
+
 log = logging.getLogger(__name__)
 
-# The file names Keras itself writes for `VGG16/VGG19(include_top=False, weights="imagenet")`.
-WEIGHT_FILES = {
-    "vgg16": "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
-    "vgg19": "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
-}
-_URL = "https://storage.googleapis.com/tensorflow/keras-applications/{net}/{file}"
 _BUILDERS = {"vgg16": keras.applications.VGG16, "vgg19": keras.applications.VGG19}
 # Caffe-style preprocessing the ImageNet VGG weights expect: BGR, 0..255, ImageNet mean removed.
 IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
 
 
-def _check_net(net: str) -> None:
-    if net not in WEIGHT_FILES:
-        raise ValueError(f"unknown VGG {net!r}; use one of {sorted(WEIGHT_FILES)}")
-
-
-def standard_locations(net: str) -> list:
-    """Where Keras keeps downloaded weights: $KERAS_HOME/models (when set), then ~/.keras/models."""
-    _check_net(net)
-    dirs = []
-    if os.environ.get("KERAS_HOME"):
-        dirs.append(os.path.join(os.environ["KERAS_HOME"], "models"))
-    dirs.append(os.path.join(os.path.expanduser("~"), ".keras", "models"))
-    return [os.path.join(d, WEIGHT_FILES[net]) for d in dirs]
-
-
-def resolve_weights(net: str, explicit: str = "") -> str:
-    """The weights file to load: `explicit` (a file, or a folder with the standard name) when given,
-    else the first standard location that exists. Raises FileNotFoundError saying what to do."""
-    _check_net(net)
-    name = WEIGHT_FILES[net]
-    if explicit:
-        path = os.path.join(explicit, name) if os.path.isdir(explicit) else explicit
-        if os.path.isfile(path):
-            return path
-        candidates = [path]
-    else:
-        candidates = standard_locations(net)
-        for path in candidates:
-            if os.path.isfile(path):
-                return path
-    raise FileNotFoundError(
-        f"The perceptual loss needs the ImageNet {net.upper()} weights file {name!r}, and nothing is "
-        f"downloaded at run time. Looked for: {', '.join(candidates)}. Copy the file (from "
-        f"{_URL.format(net=net, file=name)}, or from ~/.keras/models of a machine where "
-        f"keras.applications.{net.upper()}(include_top=False, weights='imagenet') has run) into "
-        f"~/.keras/models/ (or $KERAS_HOME/models/), or set loss.vgg_weights to its path. "
-        f"To train without the perceptual loss set loss.perceptual_weight=0.")
-
-
 def build_vgg(net: str) -> keras.Model:
     """The convolutional part of VGG16/19 (no top), any input size, random weights (never fetched)."""
-    _check_net(net)
+    check_net(net)
     return _BUILDERS[net](include_top=False, weights=None, input_shape=(None, None, 3))
 
 
