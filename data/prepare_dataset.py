@@ -18,15 +18,15 @@ Layouts written (what `data.layout` = celeba | gopro reads, with `data.root` = -
 Sources may be the zip archives as downloaded or their extracted folders (any nesting, e.g. Kaggle's
 img_align_celeba/img_align_celeba/ and list_eval_partition.csv). Files already in place with the same
 size are kept, so an interrupted run can be resumed. The check counts images, partition entries and
-pairs, and lists problems (missing partition entries, unpaired frames, size mismatches, empty or
-non-image files). Exit status: 0 done (problems are warnings), 1 problems found with --strict,
-2 wrong input (the message says what was expected).
+pairs, and lists problems. Files the pipeline would reject are named with ImageExampleGen's own reasons
+(contracts/datasets.py: empty, not_image, corrupt, truncated, unpartitioned, unpaired, size_mismatch,
+too_small), judged from each file's header, or by ingestion's full check with --verify. Exit status:
+0 done (problems are warnings), 1 problems found with --strict, 2 wrong input (the message says what
+was expected).
 """
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import os
 import posixpath
 import re
@@ -35,18 +35,24 @@ import sys
 import zipfile
 from dataclasses import dataclass, field
 
-CELEBA_IMAGES = "img_align_celeba"
-CELEBA_PARTITION = "list_eval_partition.txt"
-CELEBA_SPLITS = {0: "train", 1: "eval", 2: "test"}  # list_eval_partition codes, pipeline split names
+from config.sections import DataConfig
+from contracts.datasets import (
+    CELEBA_IMAGES,
+    CELEBA_PARTITION,
+    CELEBA_PARTITION_CSV,
+    CELEBA_SPLITS,
+    GOPRO_SPLITS,
+    is_image_name,
+    pair_frames,
+    parse_partition,
+)
+
 CELEBA_OFFICIAL = {"train": 162_770, "eval": 19_867, "test": 19_962}
-GOPRO_SPLITS = ("train", "test")
 GOPRO_OFFICIAL = {"train": (22, 2_103), "test": (11, 1_111)}  # (scenes, pairs) of GOPRO_Large
 GOPRO_FRAME = re.compile(r"(?:^|/)(train|test)/([^/]+)/(blur|blur_gamma|sharp)/([^/]+)$")
 SAFE_NAME = re.compile(r"^[\w][\w.+-]*$")  # file/scene names we write: no separators, no "..", no dotfiles
-MAGIC = {".jpg": (b"\xff\xd8\xff",), ".jpeg": (b"\xff\xd8\xff",), ".png": (b"\x89PNG\r\n\x1a\n",)}
 MODES = ("copy", "hardlink", "symlink")
 RUN_HINT = {"celeba": "srgan-celeba", "gopro": "deblurgan-gopro", "tiles": "srresnet-psnr"}
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 class LayoutError(Exception):
@@ -177,23 +183,21 @@ def _safe(part: str, what: str) -> str:
 
 
 def _check_image_file(path: str, decode: bool):
-    """None when the file looks like the image its extension says, else (kind, detail)."""
-    ext = os.path.splitext(path)[1].lower()
-    size = os.path.getsize(path)
-    if size == 0:
-        return "empty_file", "0 bytes"
-    with open(path, "rb") as f:
-        head = f.read(8)
-    if not any(head.startswith(m) for m in MAGIC.get(ext, ())):
-        return "not_an_image", f"content is not {ext[1:].upper()}"
-    if decode:
-        from PIL import Image
+    """None when ingestion would take the file as an image, else (reason, detail) in its vocabulary:
+    from the header alone, or (decode) with ImageExampleGen's own full check."""
+    from components import image_check
 
-        try:
-            with Image.open(path) as im:
-                im.load()
-        except Exception as e:  # truncated or corrupt: exactly what --verify is for
-            return "undecodable", f"{type(e).__name__}: {e}"
+    size = os.path.getsize(path)
+    try:
+        if size == 0:
+            raise image_check.Rejected("empty", "0 bytes")
+        with open(path, "rb") as f:
+            if decode:
+                image_check.check_image(f.read(), min_size=1, max_pixels=DataConfig().max_pixels)
+            else:
+                image_check.open_header(f, size).close()
+    except image_check.Rejected as r:
+        return r.reason, r.detail
     return None
 
 
@@ -211,28 +215,12 @@ def _check_files(root: str, rels: list, decode: bool, summary: Summary) -> set:
 # -- CelebA ---------------------------------------------------------------------------------------------
 
 
-def parse_partition(text: str, origin: str) -> dict:
-    """list_eval_partition.txt ("000001.jpg 0") or Kaggle's .csv ("image_id,partition") -> {file: code}."""
-    rows = []
-    lines = text.splitlines()
-    if lines and lines[0].replace(" ", "").lower().startswith("image_id,"):
-        for n, row in enumerate(csv.reader(io.StringIO(text)), 1):
-            if n > 1 and row:
-                rows.append((n, row))
-    else:
-        rows = [(n, line.split()) for n, line in enumerate(lines, 1) if line.strip()]
-    if not rows:
-        raise LayoutError(f"{origin}: empty partition file")
-    partition = {}
-    for n, parts in rows:
-        if len(parts) != 2 or not parts[1].strip().isdigit() or int(parts[1]) not in CELEBA_SPLITS:
-            raise LayoutError(f"{origin}:{n}: expected '<image>.jpg <0|1|2>' as in CelebA's "
-                              f"{CELEBA_PARTITION}, got {' '.join(parts)!r}")
-        name, code = parts[0].strip(), int(parts[1])
-        if partition.get(name, code) != code:
-            raise LayoutError(f"{origin}:{n}: {name} is listed in two different splits")
-        partition[name] = code
-    return partition
+def _partition(text: str, origin: str) -> dict:
+    """{file name: split} of a CelebA partition file (contracts.datasets.parse_partition)."""
+    try:
+        return parse_partition(text, origin)
+    except ValueError as e:
+        raise LayoutError(str(e)) from None
 
 
 def _find_partition(names: list, src: Source, images: str, partition: str | None):
@@ -242,7 +230,7 @@ def _find_partition(names: list, src: Source, images: str, partition: str | None
             raise LayoutError(f"{partition}: expected the partition text file, got a zip archive")
         with open(partition, encoding="utf-8", errors="replace") as f:
             return f.read(), partition
-    wanted = {CELEBA_PARTITION, "list_eval_partition.csv"}
+    wanted = {CELEBA_PARTITION, CELEBA_PARTITION_CSV}
     for name in names:
         if posixpath.basename(name) in wanted:
             return src.read_bytes(name).decode("utf-8", "replace"), f"{images}:{name}"
@@ -277,15 +265,16 @@ def layout_celeba(images: str, out: str, partition: str | None = None, mode: str
         if text is None and require_partition:
             raise LayoutError(f"no {CELEBA_PARTITION} given or found in/next to {images}; pass --partition "
                               "(CelebA's Eval/list_eval_partition.txt), or --no-partition to split by hash")
-        parsed = parse_partition(text, origin) if text is not None else None
+        parsed = _partition(text, origin) if text is not None else None
         summary = Summary("celeba", out)
         img_dir = os.path.join(out, CELEBA_IMAGES)
         _place_all(src, [(n, os.path.join(img_dir, base)) for base, n in sorted(by_name.items())], mode, summary)
     finally:
         src.close()
     if parsed is not None:
+        code = {split: c for c, split in CELEBA_SPLITS.items()}
         with open(os.path.join(out, CELEBA_PARTITION), "w", encoding="utf-8") as f:
-            f.writelines(f"{name} {code}\n" for name, code in sorted(parsed.items()))
+            f.writelines(f"{name} {code[split]}\n" for name, split in sorted(parsed.items()))
     checked = check_celeba(out, decode=decode)
     checked.notes = summary.notes + checked.notes
     return checked
@@ -297,13 +286,10 @@ def check_celeba(root: str, decode: bool = False) -> Summary:
         raise LayoutError(f"{root}: no {CELEBA_IMAGES}/ folder; expected {root}/{CELEBA_IMAGES}/*.jpg "
                           f"(+ {CELEBA_PARTITION}); lay it out with `prepare_dataset.py celeba`")
     summary = Summary("celeba", root)
-    files = sorted(os.listdir(img_dir))
-    images = [f for f in files if f.lower().endswith((".jpg", ".jpeg"))]
-    for f in files:
-        if f not in images:
-            summary.add("unexpected_file", f"{CELEBA_IMAGES}/{f}")
+    # Every file is a candidate, as for ImageExampleGen: what is not an image is reported as such.
+    images = sorted(f for f in os.listdir(img_dir) if not f.startswith("."))
     if not images:
-        raise LayoutError(f"{img_dir}: no .jpg images")
+        raise LayoutError(f"{img_dir}: no images")
     bad = _check_files(img_dir, images, decode, summary)
     summary.counts["images"] = len(images)
     part_path = os.path.join(root, CELEBA_PARTITION)
@@ -311,15 +297,15 @@ def check_celeba(root: str, decode: bool = False) -> Summary:
         summary.add("no_partition_file", f"{CELEBA_PARTITION} absent: splits will be by hash of the id")
         return summary
     with open(part_path, encoding="utf-8", errors="replace") as f:
-        partition = parse_partition(f.read(), part_path)
+        partition = _partition(f.read(), part_path)
     summary.counts["partition entries"] = len(partition)
     per_split = dict.fromkeys(CELEBA_SPLITS.values(), 0)
     for name in images:
         if name in partition:
             if name not in bad:
-                per_split[CELEBA_SPLITS[partition[name]]] += 1
-        else:
-            summary.add("missing_partition_entry", name)
+                per_split[partition[name]] += 1
+        elif name not in bad:
+            summary.add("unpartitioned", name)
     summary.counts["usable images per split"] = " / ".join(f"{k} {v}" for k, v in per_split.items())
     absent = sorted(set(partition) - set(images))
     if absent:
@@ -397,19 +383,18 @@ def check_gopro(root: str, decode: bool = False) -> Summary:
                 if not os.path.isdir(folder):
                     summary.add("missing_folder", f"{rel}/{kind}/")
                 frames[kind] = set(os.listdir(folder)) if os.path.isdir(folder) else set()
-            for kind, other in (("blur", "sharp"), ("sharp", "blur")):
-                for f in sorted(frames[kind] - frames[other]):
-                    summary.add("unpaired_frame", f"{rel}/{kind}/{f}")
-            paired = sorted(frames["blur"] & frames["sharp"])
-            rels = [f"{rel}/{kind}/{f}" for f in paired for kind in ("blur", "sharp")]
+            paired, unpaired = pair_frames(frames["blur"], frames["sharp"])
+            for kind, f in unpaired:
+                summary.add("unpaired", f"{rel}/{kind}/{f}")
+            rels = [f"{rel}/{kind}/{f}" for _, b, s in paired for kind, f in (("blur", b), ("sharp", s))]
             bad = _check_files(root, rels, decode, summary)
-            for f in paired:
-                if f"{rel}/blur/{f}" in bad or f"{rel}/sharp/{f}" in bad:
+            for stem, b, s in paired:
+                if f"{rel}/blur/{b}" in bad or f"{rel}/sharp/{s}" in bad:
                     continue
-                with Image.open(os.path.join(root, rel, "blur", f)) as b, \
-                        Image.open(os.path.join(root, rel, "sharp", f)) as s:
-                    if b.size != s.size:
-                        summary.add("size_mismatch", f"{rel}/{{blur,sharp}}/{f} ({b.size} vs {s.size})")
+                with Image.open(os.path.join(root, rel, "blur", b)) as bi, \
+                        Image.open(os.path.join(root, rel, "sharp", s)) as si:
+                    if bi.size != si.size:
+                        summary.add("size_mismatch", f"{rel}/{{blur,sharp}}/{stem} ({bi.size} vs {si.size})")
                         continue
                 pairs += 1
         summary.counts[f"{split} scenes"] = len(scenes)
@@ -430,7 +415,7 @@ def _image_files(sources: list) -> list:
     for src in sources:
         if os.path.isdir(src):
             for d, _, names in sorted(os.walk(src)):
-                files += [os.path.join(d, n) for n in sorted(names) if n.lower().endswith(IMAGE_EXTS)]
+                files += [os.path.join(d, n) for n in sorted(names) if is_image_name(n)]
         elif os.path.isfile(src):
             files.append(src)
         else:
@@ -448,7 +433,7 @@ def layout_tiles(sources: list, out: str, tile: int) -> Summary:
 
     files = _image_files(sources)
     if not files:
-        raise LayoutError(f"tiles: no images ({', '.join(IMAGE_EXTS)}) under {sources}")
+        raise LayoutError(f"tiles: no images under {sources}")
     summary = Summary("tiles", out)
     os.makedirs(out, exist_ok=True)
     stems = {}
@@ -464,7 +449,7 @@ def layout_tiles(sources: list, out: str, tile: int) -> Summary:
             with Image.open(f) as im:
                 im = im.convert("RGB")
         except (OSError, ValueError) as e:
-            summary.add("not_an_image", f"{f} ({e})")
+            summary.add("not_image", f"{f} ({e})")
             continue
         w, h = im.size
         if w < tile or h < tile:
@@ -481,7 +466,7 @@ def layout_tiles(sources: list, out: str, tile: int) -> Summary:
 
 def check_tiles(root: str, decode: bool = False) -> Summary:
     summary = Summary("tiles", root)
-    rels = sorted(n for n in os.listdir(root) if n.lower().endswith(IMAGE_EXTS)) if os.path.isdir(root) else []
+    rels = sorted(n for n in os.listdir(root) if is_image_name(n)) if os.path.isdir(root) else []
     if not rels:
         raise LayoutError(f"tiles: no images in {root}")
     bad = _check_files(root, rels, decode, summary)

@@ -21,10 +21,8 @@ import json
 
 import tensorflow as tf
 
+from contracts import signatures
 from models import images
-
-SERVING_INPUT = "image_bytes"
-FLOAT_SIGNATURE = "restore"
 
 
 class RestorationModule(tf.Module):
@@ -58,11 +56,11 @@ class RestorationModule(tf.Module):
 
         return tf.gather(tf.gather(x, indices(h), axis=1), indices(w), axis=2)
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name=signatures.IMAGES)])
     def restore(self, images):
-        return {"images": self._restore(images)}
+        return {signatures.IMAGES: self._restore(images)}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=SERVING_INPUT)])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=signatures.BYTES)])
     def serve_bytes(self, image_bytes):
         def one(b):
             x = images.tf_to_float(images.tf_decode_rgb8(b))[None]
@@ -75,7 +73,7 @@ class RestorationModule(tf.Module):
             one, image_bytes, parallel_iterations=1,
             fn_output_signature=(tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.int32),
                                  tf.TensorSpec([], tf.int32)))
-        return {"image_bytes": png, "height": height, "width": width}
+        return {signatures.BYTES: png, signatures.HEIGHT: height, signatures.WIDTH: width}
 
 
 def export_generator(generator, export_dir: str, config, size_multiple: int = 1) -> str:
@@ -83,7 +81,7 @@ def export_generator(generator, export_dir: str, config, size_multiple: int = 1)
     module = RestorationModule(generator, config.scale, size_multiple, config.to_json())
     tf.saved_model.save(
         module, export_dir,
-        signatures={"serving_default": module.serve_bytes, FLOAT_SIGNATURE: module.restore})
+        signatures={signatures.SERVING: module.serve_bytes, signatures.RESTORE: module.restore})
     return export_dir
 
 

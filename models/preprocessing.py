@@ -27,13 +27,9 @@ from __future__ import annotations
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from config import Config
+from contracts.features import BLUR, DEGRADED, ID, IMAGE, TARGET, TARGET_MEAN
 from models import degrade, images
-from pipeline.config import Config
-
-# Feature names: the ImageExampleGen output and the Transform output (docs/architecture.md).
-ID, IMAGE, BLUR = "id", "image", "blur"
-TARGET, DEGRADED, TARGET_MEAN = "target", "degraded", "target_mean"
-OUTPUT_FEATURES = (ID, TARGET, DEGRADED)  # + TARGET_MEAN with data.dataset_mean
 
 # Seeds are int64 pairs; the fingerprint of the id is reduced to a non-negative int63 range.
 _HASH_BUCKETS = 2**62

@@ -15,9 +15,8 @@ from typing import Iterable, List
 
 import tensorflow as tf
 
+from contracts.features import DEGRADED, TARGET
 from models import images
-
-DEGRADED, TARGET = "degraded", "target"
 
 # Colour jitter of the classic CelebA SRGAN recipe: small, and identical for input and target so the
 # pair stays consistent (the network must not learn to undo a colour shift).

@@ -23,6 +23,7 @@ from typing import Callable, List, NamedTuple
 import grpc
 import numpy as np
 
+from contracts import signatures
 from models import images
 from serving import tiling
 from serving.errors import ServingError
@@ -104,14 +105,14 @@ class GrpcClient(_Remote):
                 raise ServingError(e.code(), e.details() or str(e)) from None
         return with_retries(once, f"gRPC {what} to {self.target}", self.retries, self.backoff_s)
 
-    def predict_encoded(self, encoded: List[bytes], signature_name: str = "serving_default") -> Prediction:
+    def predict_encoded(self, encoded: List[bytes], signature_name: str = signatures.SERVING) -> Prediction:
         from tensorflow_serving.apis import predict_pb2
 
         request = predict_pb2.PredictRequest()
         self._spec(request.model_spec, signature_name)
-        request.inputs["image_bytes"].CopyFrom(to_tensor_proto(list(encoded)))
+        request.inputs[signatures.BYTES].CopyFrom(to_tensor_proto(list(encoded)))
         response = self._call(self._predict.Predict, request, "Predict")
-        out = to_ndarray(response.outputs["image_bytes"])
+        out = to_ndarray(response.outputs[signatures.BYTES])
         return Prediction([bytes(b) for b in out.reshape(-1)], response.model_spec.version.value)
 
     def predict_arrays(self, inputs: dict, signature_name: str = "") -> dict:
@@ -184,11 +185,11 @@ class RestClient(_Remote):
                 raise ServingError(grpc.StatusCode.UNAVAILABLE, str(reason)) from None
         return with_retries(once, f"REST {url}", self.retries, self.backoff_s)
 
-    def predict_encoded(self, encoded: List[bytes], signature_name: str = "serving_default") -> Prediction:
+    def predict_encoded(self, encoded: List[bytes], signature_name: str = signatures.SERVING) -> Prediction:
         body = {"signature_name": signature_name,
                 "instances": [{"b64": base64.b64encode(b).decode()} for b in encoded]}
         preds = self.request(self.url(":predict"), body)["predictions"]
-        return Prediction([base64.b64decode(p["image_bytes"]["b64"]) for p in preds], None)
+        return Prediction([base64.b64decode(p[signatures.BYTES]["b64"]) for p in preds], None)
 
     def status(self) -> List[tuple]:
         st = self.request(self.url())["model_version_status"]
@@ -204,28 +205,26 @@ class LocalModel:
     def __init__(self, model_dir: str):
         import tensorflow as tf
 
-        from serving.model_store import list_versions
+        from contracts.serving_layout import resolve_model_dir
 
-        if not os.path.isfile(os.path.join(model_dir, "saved_model.pb")):
-            versions = list_versions(model_dir)
-            if not versions:
-                raise FileNotFoundError(f"{model_dir} holds neither a SavedModel nor integer version directories")
-            model_dir = os.path.join(model_dir, str(versions[-1]))
-        self.path = model_dir
+        path = resolve_model_dir(model_dir)
+        if not path:
+            raise FileNotFoundError(f"{model_dir} holds neither a SavedModel nor integer version directories")
+        model_dir = self.path = path
         self.version = int(os.path.basename(model_dir)) if os.path.basename(model_dir).isdigit() else None
         self._model = tf.saved_model.load(model_dir)
 
-    def predict_encoded(self, encoded: List[bytes], signature_name: str = "serving_default") -> Prediction:
+    def predict_encoded(self, encoded: List[bytes], signature_name: str = signatures.SERVING) -> Prediction:
         import tensorflow as tf
 
-        out = self._model.signatures[signature_name](image_bytes=tf.constant(list(encoded), dtype=tf.string))
-        return Prediction([bytes(b) for b in out["image_bytes"].numpy()], self.version)
+        out = self._model.signatures[signature_name](**{signatures.BYTES: tf.constant(list(encoded), dtype=tf.string)})
+        return Prediction([bytes(b) for b in out[signatures.BYTES].numpy()], self.version)
 
     def restore_fn(self) -> tiling.RestoreFn:
         import tensorflow as tf
 
-        fn = self._model.signatures["restore"]
-        return lambda batch: fn(images=tf.constant(batch, dtype=tf.float32))["images"].numpy()
+        fn = self._model.signatures[signatures.RESTORE]
+        return lambda batch: fn(**{signatures.IMAGES: tf.constant(batch, dtype=tf.float32)})[signatures.IMAGES].numpy()
 
 
 def restore_image(rgb8: np.ndarray, backend, tile_size: int = 0, overlap: int = 16, batch: int = 4) -> np.ndarray:

@@ -14,6 +14,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from contracts import signatures
 from serving.errors import invalid, not_found
 from serving.model_store import ModelStore
 from serving.request_log import RequestRecord
@@ -60,7 +61,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             response = predict_pb2.PredictResponse()
             response.model_spec.name = servable.name
             response.model_spec.version.value = servable.version
-            response.model_spec.signature_name = request.model_spec.signature_name or "serving_default"
+            response.model_spec.signature_name = request.model_spec.signature_name or signatures.SERVING
             for k in wanted:
                 response.outputs[k].CopyFrom(to_tensor_proto(outputs[k]))
             return response
@@ -101,8 +102,9 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         context.abort(rec.error.code, rec.error.message)
 
 
-def build_grpc_server(store: ModelStore, address: str, threads: int, max_message_bytes: int) -> grpc.Server:
-    """A gRPC server (not started) bound to `address` (host:port) serving both services."""
+def build_grpc_server(store: ModelStore, address: str, threads: int, max_message_bytes: int):
+    """(a gRPC server, not started, serving both services; the port it bound) for `address` (host:port,
+    port 0: a free one)."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grpc"),
         options=[("grpc.max_receive_message_length", max_message_bytes),
@@ -110,6 +112,7 @@ def build_grpc_server(store: ModelStore, address: str, threads: int, max_message
                  ("grpc.so_reuseport", 0)])
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(store), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(store), server)
-    if server.add_insecure_port(address) == 0:
+    port = server.add_insecure_port(address)
+    if port == 0:
         raise OSError(f"cannot bind the gRPC port at {address}")
-    return server
+    return server, port

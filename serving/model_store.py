@@ -18,6 +18,7 @@ import os
 import threading
 from typing import Callable, Dict, List, Tuple
 
+from contracts import serving_layout
 from serving.errors import not_found
 from serving.servable import Servable
 
@@ -78,16 +79,6 @@ def sources_from_config_file(path: str, base_override: str = "") -> List[ModelSo
         base = os.path.join(base_override, m.name) if base_override else m.base_path
         out.append(ModelSource(m.name, base, policy))
     return out
-
-
-def list_versions(base_path: str) -> List[int]:
-    """Integer version directories that hold a complete SavedModel (saved_model.pb present)."""
-    try:
-        names = os.listdir(base_path)
-    except FileNotFoundError:
-        return []
-    return sorted(int(n) for n in names
-                  if n.isdigit() and os.path.isfile(os.path.join(base_path, n, "saved_model.pb")))
 
 
 class ModelStore:
@@ -157,7 +148,7 @@ class ModelStore:
             self._sync(src)
 
     def _sync(self, src: ModelSource) -> None:
-        on_disk = list_versions(src.base_path)
+        on_disk = serving_layout.versions(src.base_path)
         wanted = set(src.policy(on_disk))
         with self._lock:
             have = set(self._loaded[src.name])
@@ -178,8 +169,8 @@ class ModelStore:
             log.info("unloaded model %s version %d", src.name, v)
 
     def _load(self, src: ModelSource, version: int) -> None:
-        path = os.path.join(src.base_path, str(version))
-        mtime = os.path.getmtime(os.path.join(path, "saved_model.pb"))
+        path = serving_layout.version_dir(src.base_path, version)
+        mtime = os.path.getmtime(os.path.join(path, serving_layout.SAVED_MODEL_FILE))
         if self._failed.get((src.name, version)) == mtime:
             return
         with self._lock:

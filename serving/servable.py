@@ -18,9 +18,10 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
+from contracts import signatures
 from serving.errors import ServingError, invalid, not_found
 
-DEFAULT_SIGNATURE = "serving_default"
+DEFAULT_SIGNATURE = signatures.SERVING
 _INIT_OP = "__saved_model_init_op"
 
 
