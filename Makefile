@@ -40,7 +40,7 @@ bench: $(STAMP)
 
 # The pipeline's container image (docker/Dockerfile) for Kubeflow Pipelines; IMAGE defaults to
 # kubeflow.image of the config. Needs a Docker engine; push it where the cluster can pull from.
-IMAGE ?= $(shell $(PY) -c 'from pipeline.config import preset; print(preset("tiny").kubeflow.image)')
+IMAGE ?= $(shell $(PY) -c 'from config import preset; print(preset("tiny").kubeflow.image)')
 image: $(STAMP)
 	docker build -f docker/Dockerfile -t $(IMAGE) .
 

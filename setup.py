@@ -5,9 +5,10 @@ setup(
     name="gan-restoration",
     version="0.1.0",
     description="TFX pipeline that trains, gates and serves SRGAN / DeblurGAN models",
-    python_requires=">=3.10,<3.11",  # TFX 1.16 needs Python < 3.11 (see docs/DESIGN notes)
-    packages=find_packages(include=["pipeline*", "components*", "models*", "serving*"]),
-    package_data={"serving": ["deploy/*", "deploy/**/*"], "pipeline": ["*.pbtxt"]},
+    python_requires=">=3.10,<3.11",  # TFX 1.16 needs Python < 3.11 (docs/stack.md)
+    packages=find_packages(include=["config*", "contracts*", "models*", "components*", "serving*", "pipeline*",
+                                    "cli*"]),
+    package_data={"config": ["presets/*.json"], "serving": ["deploy/*", "deploy/**/*"], "pipeline": ["*.pbtxt"]},
     install_requires=[
         "tfx==1.16.0",
         "tensorflow==2.16.2",
@@ -18,12 +19,11 @@ setup(
         "dill",  # tfx-bsl 1.16 imports it; recent Beam no longer depends on it
         "pillow",
         "numpy<2",
-        "tqdm",
     ],
     extras_require={
         # Without the kfp extra the resolver picks an ancient kfp 1.x.
         "kfp": ["tfx[kfp]==1.16.0"],
         "dev": ["pytest", "pytest-timeout", "scikit-image", "ruff"],
     },
-    entry_points={"console_scripts": ["gan-restore=pipeline.cli:main"]},
+    entry_points={"console_scripts": ["gan-restore=cli.main:main"]},
 )

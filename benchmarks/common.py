@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Callable, Dict, List
 
-from pipeline.config import REPO_ROOT
+from config import REPO_ROOT
 
 SHARED_DATA = os.path.normpath(os.path.join(REPO_ROOT, "..", "shared", "data"))
 RESULTS_ROOT = os.path.join(REPO_ROOT, "benchmarks", "results")

@@ -70,9 +70,9 @@ def tfx_run(root: str, work: str) -> dict:
     from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
     from components.image_example_gen import ImageExampleGen
+    from config import preset
     from pipeline import pipeline as pl
-    from pipeline.config import preset
-    from pipeline.demo import run_summary
+    from pipeline.run_summary import run_summary
 
     cfg = preset("srgan-celeba", overrides={"data.root": root, "data.layout": "folder", "data.crop_size": CROP,
                                             "run_root": os.path.join(work, "runs"), "enable_cache": False})

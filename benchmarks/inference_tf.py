@@ -99,9 +99,9 @@ def load_trained(model_dir: str):
 
     import tensorflow as tf
 
+    from config import Config
     from models import export
     from models.networks import build_generator
-    from pipeline.config import Config
 
     loaded = tf.saved_model.load(model_dir)
     cfg = Config.from_json(json.dumps(export.load_config_json(loaded)))
@@ -117,12 +117,13 @@ def make_variant(name: str, cfg, model):
     import tensorflow as tf
 
     if name in ("savedmodel_fp32", "savedmodel_amp_bf16"):
+        from contracts import signatures
         from models import export
         from models.networks import generator_size_multiple
 
         d = tempfile.mkdtemp(prefix="bench_sm_")
         export.export_generator(model, d, cfg, generator_size_multiple(cfg))
-        fn = tf.saved_model.load(d).signatures[export.FLOAT_SIGNATURE]
+        fn = tf.saved_model.load(d).signatures[signatures.RESTORE]
         return lambda x: fn(images=x)["images"].numpy()
     if name in ("keras_fp32", "amp_bf16", "xla_fp32"):
         f = tf.function(lambda x: model(x, training=False), jit_compile=name == "xla_fp32")

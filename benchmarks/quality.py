@@ -5,7 +5,7 @@ deblurring on the two GoPro test pairs (blurred input vs our model), published Y
 
 Models: the directories given, else the latest pushed model of the srgan-celeba / deblurgan-gopro
 presets (their serving base); without one, the classical baseline alone is scored and the report
-says so. Reuses pipeline/evaluate_cli.py (pairing, evaluation, report files per dataset).
+says so. Reuses models/eval_pairs.py, models/scoring.py and models/report.py (pairing, scores, report files).
 """
 from __future__ import annotations
 
@@ -29,16 +29,17 @@ COLUMNS = (("psnr_y", "PSNR-Y", 2), ("ssim_y", "SSIM-Y", 4), ("psnr_rgb", "PSNR-
 
 
 def latest_model(preset_name: str) -> str:
-    from models import evaluation
-    from pipeline.config import preset
+    from config import preset
+    from contracts.serving_layout import latest_version_dir
 
-    return evaluation.latest_version_dir(preset(preset_name).serving_dir)
+    return latest_version_dir(preset(preset_name).serving_dir)
 
 
 def run(out_dir: str, sr_model: str = "", deblur_model: str = "", max_images: int = 0) -> Dict:
     """Scores and report sections; {"markdown": str, "datasets": {name: {...}}}."""
-    from pipeline import evaluate_cli
-    from pipeline.config import preset
+    from config import preset
+    from models import eval_pairs
+    from models.restorer import model_config
 
     sr_model = sr_model or latest_model("srgan-celeba")
     deblur_model = deblur_model or latest_model("deblurgan-gopro")
@@ -55,12 +56,12 @@ def run(out_dir: str, sr_model: str = "", deblur_model: str = "", max_images: in
         model = sr_model if task == "sr" else deblur_model
         cfg = preset("srgan-celeba" if task == "sr" else "deblurgan-gopro")
         if model:
-            cfg = evaluate_cli.model_config(model, cfg)
+            cfg = model_config(model, cfg)
         if task == "sr":
-            pairs, rejects = evaluate_cli.sr_pairs(root, os.path.join(root, "LRx4"), cfg.scale, max_images)
+            pairs, rejects = eval_pairs.sr_pairs(root, os.path.join(root, "LRx4"), cfg.scale, max_images)
         else:
-            pairs, rejects = evaluate_cli.deblur_pairs(os.path.join(root, "blur"), os.path.join(root, "sharp"),
-                                                       max_images)
+            pairs, rejects = eval_pairs.deblur_pairs(os.path.join(root, "blur"), os.path.join(root, "sharp"),
+                                                     max_images)
         sub = os.path.join(out_dir, f"quality_{name.lower()}")
         table = _score(cfg, pairs, rejects, model, sub)
         table["seen"] = seen_in_training(cfg.data.root, table["ids"]) if model else []
@@ -73,28 +74,27 @@ def run(out_dir: str, sr_model: str = "", deblur_model: str = "", max_images: in
 
 def _score(cfg, pairs, rejects, model_dir: str, sub: str) -> Dict:
     """Per-image and mean metrics per system, and a picture grid of crops (PNG path)."""
-    from models import evaluation, images, report
-    from pipeline import evaluate_cli
+    from models import images, report, scoring
 
     report_cfg = cfg.override({"eval.report_images": 4})
     if model_dir:
-        result, _, paths = evaluate_cli.evaluate_to_report(report_cfg, pairs, model_dir, sub, rejects, GRID_CROP)
+        result, _, paths = report.evaluate_to_report(report_cfg, pairs, model_dir, sub, rejects, GRID_CROP)
         grid = paths.get("grid.png", "")
         per_image, means = result.per_image, result.means
         labels = report.system_labels(result)
     else:  # the classical baseline alone
         from models import metrics
 
-        border = evaluation.metric_border(cfg.task, cfg.scale)
-        base = [evaluation.baseline_restore(cfg.task, cfg.scale, p.degraded) for p in pairs]
-        per_image = {evaluation.BASELINE: [metrics.image_metrics(b, p.target, border)
+        border = scoring.metric_border(cfg.task, cfg.scale)
+        base = [scoring.baseline_restore(cfg.task, cfg.scale, p.degraded) for p in pairs]
+        per_image = {scoring.BASELINE: [metrics.image_metrics(b, p.target, border)
                                            for b, p in zip(base, pairs, strict=True)]}
-        means = {evaluation.BASELINE: {m: float(np.mean([r[m] for r in per_image[evaluation.BASELINE]]))
-                                       for m in evaluation.METRICS}}
-        labels = {evaluation.BASELINE: evaluation.baseline_name(cfg.task)}
-        samples = [evaluation.Sample(p.id, p.degraded, b, b, p.target)
+        means = {scoring.BASELINE: {m: float(np.mean([r[m] for r in per_image[scoring.BASELINE]]))
+                                       for m in scoring.METRICS}}
+        labels = {scoring.BASELINE: scoring.baseline_name(cfg.task)}
+        samples = [scoring.Sample(p.id, p.degraded, b, b, p.target)
                    for p, b in zip(pairs[:4], base[:4], strict=True)]
-        samples = [evaluate_cli.crop_sample(s, GRID_CROP, cfg.scale) for s in samples]
+        samples = [report.crop_sample(s, GRID_CROP, cfg.scale) for s in samples]
         os.makedirs(sub, exist_ok=True)
         grid = os.path.join(sub, "grid.png")
         # Without a model the "model" column would repeat the baseline: keep input | baseline | truth.

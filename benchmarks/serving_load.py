@@ -116,7 +116,7 @@ def main(argv=None) -> int:
         if not target.replace("http://", "").startswith(LOOPBACK):
             raise SystemExit(f"--target must be a loopback address, got {target}")
     else:
-        from pipeline.config import preset
+        from config import preset
         from serving.server_process import ServerProcess, push_version
         from serving.smoke_model import export_smoke_model
 

@@ -10,7 +10,7 @@ BENCH_PRESET = "srgan-celeba"
 
 
 def bench_config(**overrides):
-    from pipeline.config import preset
+    from config import preset
 
     return preset(BENCH_PRESET, overrides=overrides or None)
 

@@ -76,8 +76,10 @@ def model_dir_of(model: types.Artifact) -> str:
 class Executor(base_executor.BaseExecutor):
     def Do(self, input_dict: Dict[str, List[types.Artifact]], output_dict: Dict[str, List[types.Artifact]],
            exec_properties: Dict[str, Any]) -> None:
-        from models import evaluation, report
-        from pipeline.config import Config
+        from config import Config
+        from models import report
+        from models.gate import gate
+        from models.scoring import evaluate_split
 
         self._log_startup(input_dict, output_dict, exec_properties)
         cfg = Config.from_json(json.loads(exec_properties[CUSTOM_CONFIG_KEY])["config"])
@@ -87,8 +89,8 @@ class Executor(base_executor.BaseExecutor):
         baseline_artifact = _single_or_none(input_dict.get(BASELINE_MODEL_KEY))
         baseline_dir = self._baseline_dir(baseline_artifact, exec_properties.get(BASELINE_MODEL_DIR_KEY) or "")
 
-        result = evaluation.evaluate_split(cfg, split_uri, model_dir_of(model), baseline_dir)
-        decision = evaluation.gate(cfg.eval, result)
+        result = evaluate_split(cfg, split_uri, model_dir_of(model), baseline_dir)
+        decision = gate(cfg.eval, result)
 
         evaluation_artifact = artifact_utils.get_single_instance(output_dict[EVALUATION_KEY])
         paths = report.write_report(result, decision, evaluation_artifact.uri)
@@ -102,9 +104,9 @@ class Executor(base_executor.BaseExecutor):
         if artifact is not None:
             return model_dir_of(artifact)
         if serving_base:
-            from models import evaluation
+            from contracts.serving_layout import latest_version_dir
 
-            latest = evaluation.latest_version_dir(serving_base)
+            latest = latest_version_dir(serving_base)
             log.info("baseline from serving dir %s: %s", serving_base, latest or "no version pushed yet")
             return latest
         return ""

@@ -4,10 +4,10 @@
 
 TFX machinery reused as is: FileBasedExampleGen's spec, the Examples artifact with span/version/
 fingerprint and its payload/file format properties, Split-<name>/ dirs of TFRecords. What is ours: the
-listing of the layout (components/image_scan.py), a Beam DoFn that checks every file (it must decode
-in Transform) and normalises it to 8-bit RGB, dataset-defined splits, rejects.tsv, Beam counters, the
-write (below), and a driver whose input fingerprint covers every file below the root (so caching
-notices an image added to a sub-folder).
+listing of the layout (components/image_listing.py), a Beam DoFn that checks every file
+(components/image_check.py: it must decode in Transform) and normalises it to 8-bit RGB,
+dataset-defined splits, rejects.tsv, Beam counters, the write (below), and a driver whose input
+fingerprint covers every file below the root (so caching notices an image added to a sub-folder).
 
 The write differs from TFX's WriteSplit on purpose (docs/benchmarks.md, data path): the records are
 encoded images, which gzip cannot shrink (it cost 5 ms per BSD100 photo for a 1% gain), so they are
@@ -39,13 +39,15 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
-from components import image_scan
-from components.image_scan import Candidate, Reject
-from pipeline.config import Config
+from components import image_check, image_listing, rejects_ledger
+from components.image_listing import Candidate, Reject
+from config import Config
+from contracts import features
+from contracts.datasets import EVAL, TRAIN
 
 NAMESPACE = "ImageExampleGen"
 ACCEPTED, CONVERTED = "accepted", "converted"
-REJECTS_FILE = image_scan.REJECTS_FILE
+REJECTS_FILE = rejects_ledger.REJECTS_FILE
 _REJECTS_TAG = "rejects"
 _SHUFFLE_SEED = 20240101
 
@@ -83,17 +85,17 @@ def _int_feature(value: int) -> tf.train.Feature:
     return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
 
 
-def make_example(cand: Candidate, image: image_scan.CheckedImage,
-                 blur: image_scan.CheckedImage | None) -> tf.train.Example:
+def make_example(cand: Candidate, image: image_check.CheckedImage,
+                 blur: image_check.CheckedImage | None) -> tf.train.Example:
     feature = {
-        "id": _bytes_feature(cand.id.encode("utf-8")),
-        "image": _bytes_feature(image.data),
-        "height": _int_feature(image.height),
-        "width": _int_feature(image.width),
-        "scene": _bytes_feature(cand.scene.encode("utf-8")),
+        features.ID: _bytes_feature(cand.id.encode("utf-8")),
+        features.IMAGE: _bytes_feature(image.data),
+        features.HEIGHT: _int_feature(image.height),
+        features.WIDTH: _int_feature(image.width),
+        features.SCENE: _bytes_feature(cand.scene.encode("utf-8")),
     }
     if blur is not None:
-        feature["blur"] = _bytes_feature(blur.data)
+        feature[features.BLUR] = _bytes_feature(blur.data)
     return tf.train.Example(features=tf.train.Features(feature=feature))
 
 
@@ -108,8 +110,8 @@ class _CheckAndEncode(beam.DoFn):
             yield from self._reject(item)
             return
         try:
-            image, blur = image_scan.check_candidate(self._root, item, self._min_size, self._max_pixels)
-        except image_scan.RejectedPath as e:
+            image, blur = image_check.check_candidate(self._root, item, self._min_size, self._max_pixels)
+        except image_check.RejectedPath as e:
             yield from self._reject(e.reject)
             return
         beam.metrics.Metrics.counter(NAMESPACE, ACCEPTED).inc()
@@ -123,7 +125,7 @@ class _CheckAndEncode(beam.DoFn):
 
 
 @beam.ptransform_fn
-def IngestImages(pipeline: beam.Pipeline, listing: image_scan.Listing, min_size: int, max_pixels: int):
+def IngestImages(pipeline: beam.Pipeline, listing: image_listing.Listing, min_size: int, max_pixels: int):
     """Listing -> outputs `examples` ((split, serialized tf.Example)) and `rejects` (Reject)."""
     # Shuffled here, on names (seeded: reruns write the same files), so the records need no shuffle.
     candidates = list(listing.candidates)
@@ -138,7 +140,7 @@ def IngestImages(pipeline: beam.Pipeline, listing: image_scan.Listing, min_size:
 def _write_rejects(rejects: List[Reject], path: str) -> None:
     tf.io.gfile.makedirs(os.path.dirname(path))
     with tf.io.gfile.GFile(path, "w") as f:
-        f.write(image_scan.format_rejects(rejects))
+        f.write(rejects_ledger.format_rejects(rejects))
 
 
 class Executor(base_example_gen_executor.BaseExampleGenExecutor):
@@ -171,7 +173,7 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
            exec_properties: Dict[str, Any]) -> None:
         cfg = config_from_exec_properties(exec_properties)
         root = exec_properties.get(standard_component_specs.INPUT_BASE_KEY) or cfg.data.root
-        self._listing = image_scan.scan(root, cfg.data.layout, cfg.data.train_ratio)
+        self._listing = image_listing.scan(root, cfg.data.layout, cfg.data.train_ratio)
         self._min_size = cfg.data.min_size or cfg.data.crop_size
         self._max_pixels = cfg.data.max_pixels
         examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
@@ -207,14 +209,13 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
 
 def _output_config(split_names: List[str], train_ratio: float) -> example_gen_pb2.Output:
     """Output splits in ExampleGen's terms. The buckets describe the hash split of the folder layout;
-    the executor assigns splits itself (image_scan), so they are documentation only."""
-    buckets = {image_scan.TRAIN: max(1, round(100 * train_ratio)),
-               image_scan.EVAL: max(1, 100 - round(100 * train_ratio))}
+    the executor assigns splits itself (image_listing), so they are documentation only."""
+    buckets = {TRAIN: max(1, round(100 * train_ratio)), EVAL: max(1, 100 - round(100 * train_ratio))}
     return example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
         example_gen_pb2.SplitConfig.Split(name=n, hash_buckets=buckets.get(n, 1)) for n in split_names]))
 
 
-def _warn_empty_splits(listing: image_scan.Listing) -> None:
+def _warn_empty_splits(listing: image_listing.Listing) -> None:
     for name in listing.split_names:
         if not any(c.split == name for c in listing.candidates):
             logging.warning("%s: split %r has no candidate image under %s", NAMESPACE, name, listing.root)
@@ -247,7 +248,7 @@ class _TreeFingerprintDriver(driver.FileBasedDriver):
     def resolve_exec_properties(self, exec_properties, pipeline_info, component_info):
         exec_properties = super().resolve_exec_properties(exec_properties, pipeline_info, component_info)
         root = exec_properties[standard_component_specs.INPUT_BASE_KEY]
-        exec_properties[utils.FINGERPRINT_PROPERTY_NAME] = image_scan.tree_fingerprint(root)
+        exec_properties[utils.FINGERPRINT_PROPERTY_NAME] = image_listing.tree_fingerprint(root)
         return exec_properties
 
 
@@ -264,4 +265,4 @@ class ImageExampleGen(FileBasedExampleGen):
             input_base=config.data.root,
             custom_config=make_custom_config(config),
             output_config=_output_config(
-                [image_scan.TRAIN, image_scan.EVAL], config.data.train_ratio))
+                [TRAIN, EVAL], config.data.train_ratio))

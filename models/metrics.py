@@ -15,7 +15,7 @@ network outputs to uint8 first (as every published evaluation does) for comparab
 """
 from __future__ import annotations
 
-from typing import Dict, Iterable, List, Sequence
+from typing import Dict
 
 import numpy as np
 
@@ -142,25 +142,6 @@ def image_metrics(output, target, border: int = 0) -> Dict[str, float]:
         "psnr_rgb": psnr_arrays(ra, rb),
         "ssim_rgb": float(np.mean([ssim_arrays(ra[..., c], rb[..., c]) for c in range(3)])),
     }
-
-
-def evaluate_pairs(outputs: Iterable, targets: Iterable, border: int,
-                   names: Sequence[str] | None = None) -> dict:
-    """Per-image and mean figures over (output, target) pairs.
-
-    Returns {"count", "border", "mean": {metric: value}, "per_image": [{"name", metric: value}]}.
-    The means are over images (the literature's convention). A pair of identical images has
-    psnr = inf, which makes the mean inf: the caller decides how to report that.
-    """
-    per_image: List[dict] = []
-    for i, (out, tgt) in enumerate(zip(outputs, targets, strict=True)):
-        row = {"name": names[i] if names is not None else str(i)}
-        row.update(image_metrics(out, tgt, border))
-        per_image.append(row)
-    if not per_image:
-        raise ValueError("evaluate_pairs got no image pairs")
-    mean = {k: float(np.mean([r[k] for r in per_image])) for k in METRIC_NAMES}
-    return {"count": len(per_image), "border": int(border), "mean": mean, "per_image": per_image}
 
 
 # -- TensorFlow twin for training summaries -------------------------------------------------------------

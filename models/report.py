@@ -10,6 +10,7 @@ Writes go through tf.io.gfile so the directory may be on GCS (Kubeflow runs).
 """
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import math
@@ -19,7 +20,8 @@ from typing import Dict, List, Sequence
 import numpy as np
 
 from models import images
-from models.evaluation import BASELINE, BLESSED, METRICS, MODEL, EvaluationResult, GateDecision, Sample
+from models.gate import GateDecision
+from models.scoring import BASELINE, BLESSED, METRICS, MODEL, EvaluationResult, Sample
 
 GRID_GAP = 4  # white pixels between grid cells
 METRIC_LABELS = {"psnr_y": "PSNR-Y (dB)", "ssim_y": "SSIM-Y", "psnr_rgb": "PSNR-RGB (dB)", "ssim_rgb": "SSIM-RGB"}
@@ -209,3 +211,33 @@ def write_report(result: EvaluationResult, decision: GateDecision, out_dir: str)
             f.write(data if isinstance(data, bytes) else data.encode("utf-8"))
         paths[name] = path
     return paths
+
+
+def evaluate_to_report(cfg, pairs, model_dir: str, out_dir: str, rejects: Sequence = (), grid_crop: int = 0):
+    """Score model and baseline on `pairs`, gate, write the report files; (result, decision, paths)."""
+    from models.gate import gate
+    from models.scoring import evaluate
+
+    cfg = cfg.override({"eval.report_images": max(cfg.eval.report_images, 1)})
+    result = evaluate(cfg, pairs, model_dir, rejects=rejects)
+    if grid_crop:
+        result.samples = [crop_sample(s, grid_crop, result.scale) for s in result.samples]
+    decision = gate(cfg.eval, result)
+    paths = write_report(result, decision, out_dir)
+    return result, decision, paths
+
+
+def crop_sample(sample, size: int, scale: int):
+    """The centre `size` square (ground-truth pixels, rounded to the scale) of every picture of a row."""
+    th, tw = sample.target.shape[:2]
+    size = max(scale, min(size, th, tw) // scale * scale)
+    y0, x0 = (th - size) // 2 // scale * scale, (tw - size) // 2 // scale * scale
+
+    def crop(img, s=1):
+        if img is None:
+            return None
+        return np.ascontiguousarray(img[y0 // s:(y0 + size) // s, x0 // s:(x0 + size) // s])
+
+    degraded_scale = max(1, th // sample.degraded.shape[0])
+    return dataclasses.replace(sample, degraded=crop(sample.degraded, degraded_scale), baseline=crop(sample.baseline),
+                               model=crop(sample.model), target=crop(sample.target), blessed=crop(sample.blessed))

@@ -1,10 +1,6 @@
-"""The TFX Trainer entry point (`run_fn`) and a command line that runs the same code outside TFX.
+"""The TFX Trainer entry point (`run_fn`); `gan-restore train` (cli/train.py) runs the same code outside TFX.
 
     Trainer(run_fn="models.trainer.run_fn", custom_config={"config": cfg.to_json()}, ...)
-
-    python -m models.trainer --transform-output <transform_graph> --train-files '<dir>/Split-train/*' \
-        --eval-files '<dir>/Split-eval/*' --serving-model-dir out/model --model-run-dir out/logs \
-        [--preset tiny --task sr --set train.gan_steps=10 | --config cfg.json]
 
 Training resumes from the latest checkpoint in `cfg.checkpoint_dir` (keyed by pipeline and config
 fingerprint, so it outlives the execution directory TFX gives each attempt). A NaN/Inf loss raises
@@ -12,17 +8,15 @@ fingerprint, so it outlives the execution directory TFX gives each attempt). A N
 """
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 from typing import Sequence
 
 import tensorflow as tf
 
+from config import Config
 from models import train_data
 from models.gan_loop import GanTrainer, Progress, TrainingDiverged, format_eta
 from models.train_summaries import GRID_IMAGES, Summaries
-from pipeline.config import Config
 
 log = logging.getLogger(__name__)
 CHECKPOINTS_KEPT = 3
@@ -92,34 +86,3 @@ def train_and_export(cfg: Config, train_files: Sequence[str], eval_files: Sequen
     export_generator(trainer.generator, serving_model_dir, cfg, size_multiple=generator_size_multiple(cfg))
     log.info("exported the generator to %s", serving_model_dir)
     return serving_model_dir
-
-
-# -- command line ------------------------------------------------------------------------------------
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from pipeline.cli import add_config_arguments, config_from_args
-
-    p = argparse.ArgumentParser(prog="python -m models.trainer", description=__doc__.split("\n\n")[0])
-    p.add_argument("--transform-output", default=None, help="the Transform graph directory (transform_fn/ ...)")
-    p.add_argument("--train-files", action="append", required=True, help="transformed train examples (pattern)")
-    p.add_argument("--eval-files", action="append", required=True, help="transformed eval examples (pattern)")
-    p.add_argument("--serving-model-dir", required=True)
-    p.add_argument("--model-run-dir", required=True, help="TensorBoard logs")
-    add_config_arguments(p)
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from tfx.components.trainer.fn_args_utils import FnArgs
-
-    fn_args = FnArgs(train_files=args.train_files, eval_files=args.eval_files, transform_output=args.transform_output,
-                     serving_model_dir=args.serving_model_dir, model_run_dir=args.model_run_dir,
-                     custom_config={"config": config_from_args(args).to_json()})
-    try:
-        run_fn(fn_args)
-    except TrainingDiverged as e:
-        log.error("%s", e)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""`gan-restore compile`: the pipeline as a Kubeflow Pipelines v2 package (YAML, for open-source KFP).
+"""The Kubeflow runner: the pipeline as a Kubeflow Pipelines v2 package (YAML, for open-source KFP).
 
 The SAME `create_pipeline(cfg)` the local runner uses is compiled with TFX's `KubeflowV2DagRunner`,
 from a *cluster* copy of the config (`cluster_config`): pipeline root, data root and serving base on
@@ -17,10 +17,8 @@ import os
 import posixpath
 from typing import Any, Dict
 
-from pipeline.cli import add_config_arguments, config_from_args
-from pipeline.config import REPO_ROOT, Config
+from config import REPO_ROOT, Config
 
-HELP = "compile the pipeline into a Kubeflow Pipelines v2 package (YAML for open-source KFP)"
 log = logging.getLogger(__name__)
 
 # URI schemes the cluster's pods share (and TensorFlow's file system can read).
@@ -28,22 +26,6 @@ OBJECT_STORES = ("gs://", "s3://")
 GPU_RESOURCE = "nvidia.com/gpu"
 # Where docker/Dockerfile puts this package (its WORKDIR).
 IMAGE_ROOT = "/pipeline"
-
-
-def add_arguments(parser) -> None:
-    add_config_arguments(parser)
-    parser.add_argument("--output", default=None,
-                        help="package file, .yaml (default: kubeflow.output_file, else <pipeline name>.yaml)")
-
-
-def run(args) -> int:
-    cfg = config_from_args(args)
-    try:
-        path = compile_pipeline(cfg, args.output)
-    except ValueError as e:
-        raise SystemExit(f"gan-restore compile: {e}") from None
-    print(path)
-    return 0
 
 
 # -- the cluster's configuration -------------------------------------------------------------------

@@ -1,58 +1,17 @@
-"""`gan-restore run`: the pipeline on this machine with TFX's BeamDagRunner.
+"""The local runner: `create_pipeline(cfg)` (or a prefix of it) with TFX's BeamDagRunner.
 
 Beam runs with `cfg.beam_args` (default: the DirectRunner in multi-processing mode on every core;
 worker processes are started with this interpreter, so the editable install of this package is what
-they import). `--until COMPONENT` runs the pipeline up to and including that component (a prefix of
-`create_components`), e.g. `--until transform` to inspect the training pairs.
+they import). `gan-restore run` and `gan-restore demo` (cli/) call `run_pipeline`.
 """
 from __future__ import annotations
 
 import logging
 import os
 
-from pipeline.cli import add_config_arguments, config_from_args
-from pipeline.config import Config
+from config import Config
 
-HELP = "run the pipeline locally (BeamDagRunner)"
 log = logging.getLogger(__name__)
-
-
-def add_arguments(parser) -> None:
-    add_run_arguments(parser)
-    parser.add_argument("--until", metavar="COMPONENT", default=None,
-                        help="stop after this component (short name or id, e.g. transform, Trainer); "
-                             "default: the whole pipeline")
-
-
-def add_run_arguments(parser) -> None:
-    """The options of every subcommand that runs the pipeline here (`run`, `demo`)."""
-    add_config_arguments(parser)
-    parser.add_argument("--run-root", default=None,
-                        help="where runs write (pipeline root, metadata, pushed models); default: ./runs")
-    parser.add_argument("--no-cache", action="store_true", help="re-execute every component")
-
-
-def run_config(args) -> Config:
-    """The Config of a local run from the command line; also quiets TFX's logging unless -v."""
-    cfg = config_from_args(args)
-    if not args.verbose:
-        quiet_logging()
-    overrides = {}
-    if args.run_root:
-        overrides["run_root"] = os.path.abspath(args.run_root)
-    if args.no_cache:
-        overrides["enable_cache"] = False
-    return cfg.override(overrides) if overrides else cfg
-
-
-def run(args) -> int:
-    cfg = run_config(args)
-    try:
-        run_pipeline(cfg, until=args.until)
-    except ValueError as e:
-        raise SystemExit(f"gan-restore run: {e}") from None
-    print(cfg.pipeline_root)
-    return 0
 
 
 class _ProgressOnly(logging.Filter):
@@ -60,7 +19,7 @@ class _ProgressOnly(logging.Filter):
     warnings, our own modules' lines (training progress, ingestion summary, the gate's decision) and
     TFX's "node X is running/finished"; `-v` shows everything."""
 
-    OURS = ("models", "components", "pipeline", "serving")
+    OURS = ("models", "components", "pipeline", "serving", "cli", "contracts")
     # Beam worker warnings that every local run prints and that need no action.
     BENIGN = ("semi_persistent_directory", "Discarding unparseable args", "python-snappy",
               "property_predicate is not supported", "No iterator is returned by the process method",

@@ -17,7 +17,7 @@ import os
 from collections import OrderedDict
 from typing import Dict, Iterable
 
-from pipeline.config import REPO_ROOT, Config
+from config import REPO_ROOT, Config
 
 PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
 RUN_FN = "models.trainer.run_fn"
@@ -135,10 +135,10 @@ CONFIG_VIEWS = {
     "evaluator": ("data", "model.scale", "eval"),
 }
 CODE = {
-    "transform": ("models/preprocessing.py", "models/degrade.py", "models/images.py"),
-    "trainer": ("models/**/*.py",),
-    "evaluator": ("models/evaluation.py", "models/metrics.py", "models/report.py", "models/degrade.py",
-                  "models/images.py"),
+    "transform": ("models/preprocessing.py", "models/degrade.py", "models/images.py", "contracts/features.py"),
+    "trainer": ("models/**/*.py", "contracts/*.py"),
+    "evaluator": ("models/scoring.py", "models/gate.py", "models/restorer.py", "models/eval_pairs.py",
+                  "models/metrics.py", "models/report.py", "models/degrade.py", "models/images.py", "contracts/*.py"),
 }
 
 

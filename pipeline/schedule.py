@@ -1,4 +1,4 @@
-"""`gan-restore schedule`: scheduled retraining on Kubeflow Pipelines.
+"""Scheduled retraining on Kubeflow Pipelines (`gan-restore schedule`, cli/schedule.py).
 
 Creates (or replaces: KFP has no update for recurring runs) a recurring run of the compiled pipeline
 package, or of an uploaded pipeline version, with the config's cron expression, at most one run at a
@@ -7,37 +7,11 @@ time and no catch-up of missed runs. `--dry-run` forms the same request through 
 """
 from __future__ import annotations
 
-import json
 import logging
 
-from pipeline.cli import add_config_arguments, config_from_args
+from config.checks import check_cron
 
-HELP = "create or update the recurring (scheduled retraining) run on Kubeflow Pipelines"
 log = logging.getLogger(__name__)
-
-# KFP's scheduled workflows use 6-field cron (seconds first): "0 0 3 * * 0" is Sunday 03:00:00.
-CRON_FIELDS = 6
-
-
-def add_arguments(parser) -> None:
-    add_config_arguments(parser)
-    src = parser.add_mutually_exclusive_group()
-    src.add_argument("--package", default=None,
-                     help="compiled pipeline package (.yaml); default: compile it now (`gan-restore compile`)")
-    src.add_argument("--pipeline-id", default=None, help="an uploaded pipeline's id (with --version-id)")
-    parser.add_argument("--version-id", default=None, help="the uploaded pipeline version's id")
-    parser.add_argument("--host", default=None, help="KFP API endpoint (default: kubeflow.host from the config)")
-    parser.add_argument("--namespace", default=None, help="Kubernetes namespace (multi-user KFP)")
-    parser.add_argument("--cron", default=None,
-                        help="6-field cron with seconds, e.g. '0 0 3 * * 0' (default: kubeflow.cron)")
-    parser.add_argument("--dry-run", action="store_true", help="print the request; contact no cluster")
-
-
-def check_cron(cron: str) -> str:
-    if len(cron.split()) != CRON_FIELDS:
-        raise ValueError(f"KFP cron needs {CRON_FIELDS} fields (seconds minutes hours day-of-month month "
-                         f"day-of-week), got {cron!r}")
-    return cron
 
 
 class _RecordingRecurringRunApi:
@@ -89,47 +63,30 @@ def job_name(cfg) -> str:
     return f"{cfg.pipeline_name}-retraining"
 
 
-def run(args) -> int:
-    cfg = config_from_args(args)
-    try:
-        return _run(cfg, args)
-    except ValueError as e:
-        raise SystemExit(f"gan-restore schedule: {e}") from None
+def dry_run_request(cfg, package: str | None, pipeline_id: str | None, version_id: str | None,
+                    cron: str | None) -> dict:
+    """The request `schedule` would send, with the long pipeline spec shortened to what identifies it."""
+    request = recurring_run_request(cfg, package, pipeline_id, version_id, cron=cron)
+    spec = request.get("pipeline_spec")
+    if spec:
+        request["pipeline_spec"] = {"pipelineInfo": spec.get("pipelineInfo"),
+                                    "defaultPipelineRoot": spec.get("defaultPipelineRoot"),
+                                    "tasks": sorted(spec.get("root", {}).get("dag", {}).get("tasks", {}))}
+    return request
 
 
-def _run(cfg, args) -> int:
-    package = args.package
-    if not package and not args.pipeline_id:
-        from pipeline import kubeflow_runner
-
-        package = kubeflow_runner.compile_pipeline(cfg)
-        log.info("compiled %s", package)
-    if args.dry_run:
-        request = recurring_run_request(cfg, package, args.pipeline_id, args.version_id, cron=args.cron)
-        spec = request.get("pipeline_spec")
-        if spec:  # the whole pipeline spec is long; show what identifies it
-            request["pipeline_spec"] = {"pipelineInfo": spec.get("pipelineInfo"),
-                                        "defaultPipelineRoot": spec.get("defaultPipelineRoot"),
-                                        "tasks": sorted(spec.get("root", {}).get("dag", {}).get("tasks", {}))}
-        print(json.dumps(request, indent=2, sort_keys=True))
-        return 0
-
+def schedule(cfg, host: str, namespace: str | None, package: str | None, pipeline_id: str | None,
+             version_id: str | None, cron: str | None):
+    """Create the recurring run on the KFP at `host`, replacing the one of the same name (KFP recurring
+    runs cannot be edited). Returns kfp's recurring run object."""
     import kfp
 
-    host = args.host or cfg.kubeflow.host
-    if not host:
-        raise SystemExit("gan-restore schedule: no KFP host (--host or --set kubeflow.host=...)")
-    client = kfp.Client(host=host, **({"namespace": args.namespace} if args.namespace else {}))
-    experiment = client.create_experiment(cfg.kubeflow.experiment, namespace=args.namespace)  # get or create
-    # "Update": KFP recurring runs cannot be edited, so replace the one with our name.
-    existing = client.list_recurring_runs(experiment_id=experiment.experiment_id, page_size=100,
-                                          namespace=args.namespace)
+    client = kfp.Client(host=host, **({"namespace": namespace} if namespace else {}))
+    experiment = client.create_experiment(cfg.kubeflow.experiment, namespace=namespace)  # get or create
+    existing = client.list_recurring_runs(experiment_id=experiment.experiment_id, page_size=100, namespace=namespace)
     for rr in existing.recurring_runs or []:
         if rr.display_name == job_name(cfg):
             log.info("replacing recurring run %s", rr.recurring_run_id)
             client.delete_recurring_run(rr.recurring_run_id)
-    created = client.create_recurring_run(
-        **_run_arguments(cfg, experiment.experiment_id, package, args.pipeline_id, args.version_id, args.cron))
-    print(f"recurring run {created.recurring_run_id}: {job_name(cfg)} cron={args.cron or cfg.kubeflow.cron} "
-          f"in experiment {cfg.kubeflow.experiment} on {host}")
-    return 0
+    return client.create_recurring_run(
+        **_run_arguments(cfg, experiment.experiment_id, package, pipeline_id, version_id, cron))

@@ -24,6 +24,8 @@ log = logging.getLogger("serving.local_server")
 
 
 class LocalServer:
+    ANY_PORT = -1  # rest_port: a free port the system chooses (0 disables REST, as in TF Serving)
+
     def __init__(self, *, max_pixels: int, max_message_mb: int, model_base: str = "",
                  sources: List[ModelSource] | None = None, host: str = "0.0.0.0", grpc_port: int = 8500,
                  rest_port: int = 8501, threads: int = 8, poll_seconds: float = 1.0,
@@ -48,11 +50,13 @@ class LocalServer:
 
     def start(self) -> None:
         self.store.start()  # models present now are loaded before the ports open
-        self._grpc = build_grpc_server(self.store, f"{self.host}:{self.grpc_port}", self.threads,
-                                       self.max_message_bytes)
+        self._grpc, self.grpc_port = build_grpc_server(self.store, f"{self.host}:{self.grpc_port}", self.threads,
+                                                       self.max_message_bytes)
         self._grpc.start()
         if self.rest_port:
-            self._rest = RestServer(self.store, (self.host, self.rest_port), self.threads, self.max_message_bytes)
+            port = 0 if self.rest_port == self.ANY_PORT else self.rest_port
+            self._rest = RestServer(self.store, (self.host, port), self.threads, self.max_message_bytes)
+            self.rest_port = self._rest.server_address[1]
             self._rest.start()
         log.info("serving models %s: gRPC on %s:%d, REST on %s", self.store.model_names(), self.host,
                  self.grpc_port, f"{self.host}:{self.rest_port}" if self.rest_port else "off")

@@ -28,6 +28,7 @@ class RequestRecord:
 
     def __enter__(self) -> RequestRecord:
         self._t0 = time.perf_counter()
+        log.debug("%s %s model=%s started", self.protocol, self.method, self.model)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:

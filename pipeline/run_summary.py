@@ -1,39 +1,14 @@
-"""`gan-restore demo` (what `make demo` runs): the whole pipeline on the embedded samples, then its result.
-
-Runs the `tiny` preset (SR by default, `--task deblur` for deblurring) with BeamDagRunner, then reads
-ML Metadata to say which components ran or came from the cache, where the pushed model, the
-TensorBoard logs and the evaluation report are, and how the model compares with its baseline
-(bicubic for SR, the blurred input for deblurring) on the eval images.
+"""What a local run did, read back from its ML Metadata: which components ran or came from the cache
+(and how long each took), its output artifacts, and a summary text (what `gan-restore demo` prints:
+where the pushed model, the TensorBoard logs and the evaluation report are, and how the model compares
+with its baseline on the eval images). Also used by benchmarks/datapath.py for stage times.
 """
 from __future__ import annotations
 
 import json
-import logging
 import os
-import time
 
-from pipeline.config import Config
-from pipeline.local_runner import add_run_arguments, run_config, run_pipeline
-
-HELP = "run the whole pipeline on the embedded sample images and show the result"
-log = logging.getLogger(__name__)
-
-
-def add_arguments(parser) -> None:
-    add_run_arguments(parser)
-
-
-def run(args) -> int:
-    cfg = run_config(args)
-    start = time.time()
-    print(f"demo: {cfg.task} pipeline, preset {cfg.name}, data {cfg.data.root}; writing to {cfg.pipeline_root}",
-          flush=True)
-    run_pipeline(cfg)
-    print(summary_text(cfg, run_summary(cfg), time.time() - start), flush=True)
-    return 0
-
-
-# -- reading the run back from ML Metadata -----------------------------------------------------------
+from config import Config
 
 _STATES = {3: "ran", 5: "cached", 4: "failed", 6: "canceled", 2: "running"}
 

@@ -1,0 +1,27 @@
+"""`gan-restore compile`: the pipeline as a Kubeflow Pipelines v2 package (pipeline/kubeflow_runner.py)."""
+from __future__ import annotations
+
+from cli.config_args import add_config_arguments, config_from_args
+from config import ConfigError
+
+HELP = "compile the pipeline into a Kubeflow Pipelines v2 package (YAML for open-source KFP)"
+
+
+def add_arguments(parser) -> None:
+    add_config_arguments(parser)
+    parser.add_argument("--output", default=None,
+                        help="package file, .yaml (default: kubeflow.output_file, else <pipeline name>.yaml)")
+
+
+def run(args) -> int:
+    from pipeline.kubeflow_runner import compile_pipeline
+
+    cfg = config_from_args(args)
+    try:
+        path = compile_pipeline(cfg, args.output)
+    except ValueError as e:
+        if isinstance(e, ConfigError):
+            raise
+        raise SystemExit(f"gan-restore compile: {e}") from None
+    print(path)
+    return 0
