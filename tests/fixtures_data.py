@@ -1,7 +1,8 @@
 """Real Transform output for tests, built once per session with tf.Transform on Beam.
 
 Runs `models.preprocessing.preprocessing_fn` (the pipeline's own Transform code) with tft_beam on a
-few CelebA faces from ../shared/data/faces, and lays the result out like TFX's Transform artifacts:
+few of the committed sample photographs (data/samples), and lays the result out like TFX's Transform
+artifacts:
 
     <root>/transform_graph/            transform_fn/, transformed_metadata/ (tft.TFTransformOutput)
     <root>/transformed_examples/Split-train/transformed_examples-00000-of-00001.gz
@@ -22,10 +23,10 @@ from typing import List, Sequence
 
 import pytest
 
-from pipeline.config import Config, preset
+from config import SAMPLE_DATA, Config, preset
 
-FACES_USED = 12  # 9 train + 3 eval: enough for shuffling and a fixed eval batch, seconds to transform
-EVAL_FACES = 3
+SAMPLES_USED = 12  # 9 train + 3 eval: enough for shuffling and a fixed eval batch, seconds to transform
+EVAL_SAMPLES = 3
 
 
 @dataclass
@@ -90,22 +91,22 @@ def build_transformed_data(cfg: Config, image_paths: Sequence[str], root: str, n
                            train_split_dir=split_dirs["train"], eval_split_dir=split_dirs["eval"])
 
 
-def _faces(shared_data: str) -> List[str]:
-    paths = sorted(glob.glob(os.path.join(shared_data, "faces", "*.jpg")))[:FACES_USED]
-    if len(paths) < FACES_USED:
-        pytest.skip(f"need {FACES_USED} faces in {shared_data}/faces, found {len(paths)}")
+def sample_paths(n: int = SAMPLES_USED) -> List[str]:
+    """`n` committed sample photographs (128x128 PNG tiles), every fifth one: tiles of all six photographs."""
+    paths = sorted(glob.glob(os.path.join(SAMPLE_DATA, "*.png")))[::5][:n]
+    assert len(paths) == n, f"data/samples holds {len(paths)} PNGs, need {n}"
     return paths
 
 
 @pytest.fixture(scope="session")
-def transformed_sr(shared_data, tmp_path_factory) -> TransformedData:
-    """SR pairs (32x32 HR, 8x8 LR) from 12 CelebA faces, transformed with fixture_config('sr')."""
-    return build_transformed_data(fixture_config("sr"), _faces(shared_data),
-                                  str(tmp_path_factory.mktemp("transformed_sr")), EVAL_FACES)
+def transformed_sr(tmp_path_factory) -> TransformedData:
+    """SR pairs (32x32 HR, 8x8 LR) from 12 sample photographs, transformed with fixture_config('sr')."""
+    return build_transformed_data(fixture_config("sr"), sample_paths(),
+                                  str(tmp_path_factory.mktemp("transformed_sr")), EVAL_SAMPLES)
 
 
 @pytest.fixture(scope="session")
-def transformed_deblur(shared_data, tmp_path_factory) -> TransformedData:
-    """Deblur pairs (32x32, synthetic motion blur) from 12 CelebA faces, fixture_config('deblur')."""
-    return build_transformed_data(fixture_config("deblur"), _faces(shared_data),
-                                  str(tmp_path_factory.mktemp("transformed_deblur")), EVAL_FACES)
+def transformed_deblur(tmp_path_factory) -> TransformedData:
+    """Deblur pairs (32x32, synthetic motion blur) from 12 sample photographs, fixture_config('deblur')."""
+    return build_transformed_data(fixture_config("deblur"), sample_paths(),
+                                  str(tmp_path_factory.mktemp("transformed_deblur")), EVAL_SAMPLES)

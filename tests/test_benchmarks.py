@@ -6,8 +6,8 @@ import tensorflow as tf
 import tf_keras as keras
 
 from benchmarks import datapath, folded_srresnet, quality
+from config import preset
 from models.networks import build_generator
-from pipeline.config import preset
 
 
 def test_subpixel_tail_equals_the_convolution_after_depth_to_space():

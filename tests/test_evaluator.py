@@ -2,8 +2,8 @@
 
 Models are exported with models/export.py (the Trainer's contract) from tiny fixed upsamplers:
 `bicubic` (MATLAB bicubic in the graph: the baseline itself), `nearest` (pixel repetition: about
-1-2 dB worse), `inverted` (1 - bicubic: a broken model). Eval pairs are Set5 crops with their LR made
-by models/degrade.py, as Transform makes them.
+1-2 dB worse), `inverted` (1 - bicubic: a broken model). Eval pairs are crops of committed sample
+photographs with their LR made by models/degrade.py, as Transform makes them.
 """
 from __future__ import annotations
 
@@ -13,9 +13,12 @@ import os
 
 import numpy as np
 import pytest
+import sample_images
 
-from models import evaluation, images, report
-from pipeline.config import preset
+from config import SAMPLE_DATA, preset
+from models import eval_pairs, images, report
+from models.gate import gate
+from models.scoring import EvalImage, evaluate
 
 CROP = 64  # HR crop; LR is CROP / 4
 
@@ -29,15 +32,15 @@ def _cfg(**overrides):
 # -- fixtures: eval pairs and exported models ----------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def sr_pairs(shared_data):
+def sr_pairs():
     from models import degrade
 
     pairs = []
-    for path in sorted(glob.glob(os.path.join(shared_data, "Set5", "*.png"))):
+    for path in sorted(glob.glob(os.path.join(SAMPLE_DATA, "*.png")))[2::13]:  # five photographs
         hr = images.read_rgb8(path)
         y, x = (hr.shape[0] - CROP) // 8 * 4, (hr.shape[1] - CROP) // 8 * 4  # central, 4-aligned
         target = np.ascontiguousarray(hr[y:y + CROP, x:x + CROP])
-        pairs.append(evaluation.EvalImage(os.path.basename(path)[:-4], degrade.resize_uint8(target, 0.25), target))
+        pairs.append(EvalImage(os.path.basename(path)[:-4], degrade.resize_uint8(target, 0.25), target))
     return pairs
 
 
@@ -75,8 +78,8 @@ def sr_models(tmp_path_factory):
 
 def test_first_model_blessed_on_bounds_and_report_written(sr_pairs, sr_models, tmp_path):
     cfg = _cfg(**{"eval.min_psnr": 20.0, "eval.min_ssim": 0.5})
-    result = evaluation.evaluate(cfg, sr_pairs, sr_models["bicubic"])
-    decision = evaluation.gate(cfg.eval, result)
+    result = evaluate(cfg, sr_pairs, sr_models["bicubic"])
+    decision = gate(cfg.eval, result)
     assert decision.blessed and decision.rubber_stamped, decision.message
     means = result.means
     # The bicubic "model" is the baseline computed in the graph: same numbers up to float rounding.
@@ -105,8 +108,8 @@ def test_first_model_blessed_on_bounds_and_report_written(sr_pairs, sr_models, t
 
 def test_not_blessed_below_absolute_bound_says_why(sr_pairs, sr_models):
     cfg = _cfg(**{"eval.min_psnr": 20.0, "eval.min_ssim": 0.5})
-    result = evaluation.evaluate(cfg, sr_pairs, sr_models["inverted"])
-    decision = evaluation.gate(cfg.eval, result)
+    result = evaluate(cfg, sr_pairs, sr_models["inverted"])
+    decision = gate(cfg.eval, result)
     assert not decision.blessed
     failed = {c.name for c in decision.failures}
     assert failed == {"min_psnr", "min_ssim"}
@@ -116,8 +119,8 @@ def test_not_blessed_below_absolute_bound_says_why(sr_pairs, sr_models):
 
 def test_not_blessed_on_regression_against_blessed_model(sr_pairs, sr_models, tmp_path):
     cfg = _cfg()
-    result = evaluation.evaluate(cfg, sr_pairs, sr_models["nearest"], blessed_model_dir=sr_models["bicubic"])
-    decision = evaluation.gate(cfg.eval, result)
+    result = evaluate(cfg, sr_pairs, sr_models["nearest"], blessed_model_dir=sr_models["bicubic"])
+    decision = gate(cfg.eval, result)
     assert not decision.blessed and not decision.rubber_stamped
     assert "max_psnr_drop" in {c.name for c in decision.failures}
     m, b = result.means["model"]["psnr_y"], result.means["blessed"]["psnr_y"]
@@ -129,31 +132,28 @@ def test_not_blessed_on_regression_against_blessed_model(sr_pairs, sr_models, tm
     assert "blessed model" in open(paths["report.md"]).read()
 
     # The same model against itself is no regression.
-    same = evaluation.gate(cfg.eval, evaluation.evaluate(cfg, sr_pairs[:2], sr_models["nearest"],
+    same = gate(cfg.eval, evaluate(cfg, sr_pairs[:2], sr_models["nearest"],
                                                          blessed_model_dir=sr_models["nearest"]))
     assert same.blessed, same.message
 
 
 def test_min_gain_over_baseline(sr_pairs, sr_models):
     cfg = _cfg(**{"eval.min_gain_over_baseline": 0.5})
-    decision = evaluation.gate(cfg.eval, evaluation.evaluate(cfg, sr_pairs[:2], sr_models["bicubic"]))
+    decision = gate(cfg.eval, evaluate(cfg, sr_pairs[:2], sr_models["bicubic"]))
     assert not decision.blessed
     assert [c.name for c in decision.failures] == ["min_gain_over_baseline"]
     assert "gain over bicubic" in decision.message
 
 
-def test_deblur_baseline_is_the_blurred_input(shared_data, tmp_path):
+def test_deblur_baseline_is_the_blurred_input(sr_pairs, tmp_path):
     cfg = preset("tiny", task="deblur")
-    pairs = []
-    for name in sorted(os.listdir(os.path.join(shared_data, "GoPro", "sharp"))):
-        sharp = images.read_rgb8(os.path.join(shared_data, "GoPro", "sharp", name))[300:396, 500:596]
-        blur = images.read_rgb8(os.path.join(shared_data, "GoPro", "blur", name))[300:396, 500:596]
-        pairs.append(evaluation.EvalImage(name, np.ascontiguousarray(blur), np.ascontiguousarray(sharp)))
+    # Sharp crops blurred by synthetic camera-shake kernels.
+    pairs = [EvalImage(p.id, sample_images.blurred(p.target, seed=i), p.target) for i, p in enumerate(sr_pairs)]
     model = export_model("identity", cfg, str(tmp_path / "identity"))
-    result = evaluation.evaluate(cfg, pairs, model)
+    result = evaluate(cfg, pairs, model)
     assert result.baseline_name == "blurred input"
     assert result.per_image["model"] == result.per_image["baseline"]
-    assert result.means["model"]["psnr_y"] < 40  # a real blur pair, not identical images
+    assert result.means["model"]["psnr_y"] < 40  # a blurred pair, not identical images
 
 
 def example(**feats):
@@ -182,7 +182,7 @@ def test_bad_eval_records_are_skipped_and_listed(sr_pairs, tmp_path):
         example(id=b"wrong_size", target=images.encode_png(good.target[:40]), degraded=lr),
     ]
     write_records(str(tmp_path / "data.gz"), records)
-    pairs, rejects = evaluation.read_eval_images(str(tmp_path), scale=4, max_images=10)
+    pairs, rejects = eval_pairs.read_eval_images(str(tmp_path), scale=4, max_images=10)
     assert [p.id for p in pairs] == ["good"]
     np.testing.assert_array_equal(pairs[0].target, good.target)
     reasons = [r for _, r in rejects]
@@ -192,20 +192,9 @@ def test_bad_eval_records_are_skipped_and_listed(sr_pairs, tmp_path):
 
 def test_no_usable_images_is_not_blessed(sr_models):
     cfg = _cfg()
-    result = evaluation.evaluate(cfg, [], sr_models["bicubic"], rejects=[("x#0", "undecodable")])
-    decision = evaluation.gate(cfg.eval, result)
+    result = evaluate(cfg, [], sr_models["bicubic"], rejects=[("x#0", "undecodable")])
+    decision = gate(cfg.eval, result)
     assert not decision.blessed and "no usable eval images (1 rejected)" in decision.message
-
-
-def test_latest_version_dir_skips_temporary_and_incomplete(sr_models, tmp_path):
-    import shutil
-
-    base = tmp_path / "serving"
-    assert evaluation.latest_version_dir(str(base)) == ""
-    shutil.copytree(sr_models["bicubic"], base / "100")
-    (base / "200").mkdir()  # incomplete: no saved_model.pb
-    shutil.copytree(sr_models["bicubic"], base / ".tmp-300-abcd")
-    assert evaluation.latest_version_dir(str(base)) == str(base / "100")
 
 
 # -- the component's executor and the atomic Pusher ------------------------------------------------------
@@ -328,17 +317,6 @@ def test_failed_push_leaves_no_version_unlike_stock_pusher(sr_models, tmp_path):
         run_pusher(stock.Executor, model, blessing, theirs, str(tmp_path / "p2"))
     [partial] = os.listdir(theirs)
     assert partial.isdigit() and os.path.isdir(os.path.join(theirs, partial, "variables"))
-
-
-def test_next_version_never_goes_back(tmp_path):
-    import time
-
-    from components.atomic_pusher import next_version
-
-    future = int(time.time()) + 1000
-    (tmp_path / str(future)).mkdir()
-    (tmp_path / ".tmp-1-x").mkdir()
-    assert next_version(str(tmp_path)) == future + 1
 
 
 # -- the component in a pipeline (BeamDagRunner) -----------------------------------------------------------

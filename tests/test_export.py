@@ -6,8 +6,9 @@ import sys
 import numpy as np
 import pytest
 
+from config import preset
+from contracts import signatures
 from models import images
-from pipeline.config import preset
 
 # Batches of differently sized PNGs through serving_default, in a subprocess so that a native crash is
 # a test failure instead of the end of the test run. With tf.map_fn's default parallel iterations this
@@ -60,7 +61,7 @@ def test_both_signatures_agree_and_keep_the_config(exported):
     out = model.signatures["serving_default"](image_bytes=tf.constant([images.encode_png(rgb)]))
     png = images.read_rgb8(out["image_bytes"].numpy()[0])
     assert png.shape == (37 * cfg.scale, 53 * cfg.scale, 3)
-    floats = model.signatures[export.FLOAT_SIGNATURE](images=tf.constant(images.uint8_to_float(rgb)[None]))["images"]
+    floats = model.signatures[signatures.RESTORE](images=tf.constant(images.uint8_to_float(rgb)[None]))["images"]
     # Two graphs, two oneDNN schedules: rounding may land on the other side of .5 for a rare pixel.
     diff = np.abs(png.astype(int) - images.float_to_uint8(floats.numpy()[0]).astype(int))
     assert diff.max() <= 1 and np.mean(diff > 0) < 1e-3

@@ -1,7 +1,7 @@
 """ImageExampleGen: layouts, splits, bad-file handling, counters; real Beam and a real BeamDagRunner run.
 
-Images are real (../shared/data faces, Set5, GoPro pairs) copied into tmp folders, with the bad and
-odd files crafted next to them.
+Images are real photographs (the committed samples, as PNG and re-encoded as JPEG) copied into tmp
+folders, with the bad and odd files crafted next to them.
 """
 import glob
 import io
@@ -12,20 +12,20 @@ import zlib
 
 import numpy as np
 import pytest
+import sample_images
 import tensorflow as tf
 from PIL import Image
 from tfx.components.util import examples_utils
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 
-from components import image_scan
+from components import image_check, image_listing, rejects_ledger
 from components.image_example_gen import NAMESPACE, Executor, ImageExampleGen, make_custom_config
+from config import SAMPLE_DATA, preset
+from contracts import datasets
 from models import images
-from pipeline.config import preset
 
-pytestmark = pytest.mark.shared_data
-
-MAX_PIXELS = 600_000  # above Set5 baby (512x512), below the crafted 2000x2000 header
+MAX_PIXELS = 600_000  # above the photographs, below the crafted 2000x2000 header
 
 
 # -- crafting files ---------------------------------------------------------------------------------
@@ -52,6 +52,10 @@ def png16_rgb(rgb8: np.ndarray) -> bytes:
 def bomb_png(side: int) -> bytes:
     """A few hundred bytes whose header declares side x side RGB pixels (only one row of data)."""
     return png_bytes(side, side, 8, 2, b"\x00" + bytes(3 * side))
+
+
+JPEG_NAMES = ("astronaut_06", "chelsea_05", "coffee_04", "flower_03", "rocket_07")
+PNG_NAMES = ("china_05", "coffee_06", "astronaut_11")
 
 
 def save(path, data: bytes):
@@ -110,8 +114,8 @@ def read_split(uri, split):
 
 
 def read_rejects(uri):
-    with open(os.path.join(uri, image_scan.REJECTS_FILE)) as f:
-        return {r.path: r.reason for r in image_scan.parse_rejects(f.read())}
+    with open(os.path.join(uri, rejects_ledger.REJECTS_FILE)) as f:
+        return {r.path: r.reason for r in rejects_ledger.parse_rejects(f.read())}
 
 
 def assert_stored_as(feats, source: bytes, converted: bool):
@@ -131,21 +135,24 @@ def assert_stored_as(feats, source: bytes, converted: bool):
 
 def test_hash_split_is_deterministic_and_follows_ratio():
     ids = [f"img_align_celeba/{i:06d}" for i in range(2000)]
-    first = [image_scan.hash_split(i, 0.8) for i in ids]
-    assert first == [image_scan.hash_split(i, 0.8) for i in ids]
+    first = [image_listing.hash_split(i, 0.8) for i in ids]
+    assert first == [image_listing.hash_split(i, 0.8) for i in ids]
     assert 0.76 < first.count("train") / len(ids) < 0.84
-    assert {image_scan.hash_split(i, 0.5) for i in ids} == {"train", "eval"}
+    assert {image_listing.hash_split(i, 0.5) for i in ids} == {"train", "eval"}
 
 
 def test_partition_file_parsing_rejects_malformed_lines():
-    assert image_scan.read_partition("000001.jpg 0\n\n000002.jpg 1\n000003.jpg 2\n") == {
+    assert datasets.parse_partition("000001.jpg 0\n\n000002.jpg 1\n000003.jpg 2\n") == {
         "000001.jpg": "train", "000002.jpg": "eval", "000003.jpg": "test"}
+    assert datasets.parse_partition("image_id,partition\n000001.jpg,2\n") == {"000001.jpg": "test"}  # Kaggle's
     with pytest.raises(ValueError, match=r"list_eval_partition.txt:2"):
-        image_scan.read_partition("000001.jpg 0\n000002.jpg 3\n")
+        datasets.parse_partition("000001.jpg 0\n000002.jpg 3\n")
+    with pytest.raises(ValueError, match=r"two different splits"):
+        datasets.parse_partition("000001.jpg 0\n000001.jpg 1\n")
 
 
-def test_check_image_reasons_from_bytes(shared_data):
-    good = open(os.path.join(shared_data, "Set5", "butterfly.png"), "rb").read()
+def test_check_image_reasons_from_bytes():
+    good = sample_images.png("coffee_06")
     corrupt = bytearray(good)
     corrupt[len(good) // 2:len(good) // 2 + 200] = bytes(200)
     cases = {
@@ -157,37 +164,36 @@ def test_check_image_reasons_from_bytes(shared_data):
         "too_large": bomb_png(2000),
     }
     for reason, data in cases.items():
-        with pytest.raises(image_scan.Rejected) as e:
-            image_scan.check_image(data, min_size=64, max_pixels=MAX_PIXELS)
+        with pytest.raises(image_check.Rejected) as e:
+            image_check.check_image(data, min_size=64, max_pixels=MAX_PIXELS)
         assert e.value.reason == reason, (reason, e.value)
     # Far beyond PIL's own decompression-bomb limit: rejected from the header, still too_large.
-    with pytest.raises(image_scan.Rejected, match="too_large"):
-        image_scan.check_image(bomb_png(100_000), min_size=64, max_pixels=10**12)
-    kept = image_scan.check_image(good, min_size=64, max_pixels=MAX_PIXELS)
-    assert kept.data is good and not kept.converted and (kept.height, kept.width) == (256, 256)
+    with pytest.raises(image_check.Rejected, match="too_large"):
+        image_check.check_image(bomb_png(100_000), min_size=64, max_pixels=10**12)
+    kept = image_check.check_image(good, min_size=64, max_pixels=MAX_PIXELS)
+    assert kept.data is good and not kept.converted and (kept.height, kept.width) == (128, 128)
 
 
 # -- layouts through the Beam executor ----------------------------------------------------------------
 
 
 @pytest.fixture()
-def messy_folder(tmp_path, shared_data):
-    """Good images (JPEG faces, Set5 PNGs in a sub-folder, grey/RGBA/palette/16-bit conversions) and
+def messy_folder(tmp_path):
+    """Good images (JPEG photos, PNG photos in a sub-folder, grey/RGBA/palette/16-bit conversions) and
     one file of every bad kind. Returns (root, {id: source bytes}, {relative path: reason})."""
     root = tmp_path / "images"
-    faces = sorted(glob.glob(os.path.join(shared_data, "faces", "*.jpg")))[:4]
-    set5 = [os.path.join(shared_data, "Set5", n) for n in ("baby.png", "bird.png", "head.png")]
+    jpegs = {n: sample_images.jpeg(n) for n in JPEG_NAMES[:4]}
+    pngs = {n: sample_images.png(n) for n in PNG_NAMES}
     expected = {}
-    for p in faces:
-        save(root / os.path.basename(p), open(p, "rb").read())
-        expected[os.path.splitext(os.path.basename(p))[0]] = open(p, "rb").read()
-    for p in set5:
-        dst = root / "set5" / os.path.basename(p)
-        save(dst, open(p, "rb").read())
-        expected["set5/" + os.path.splitext(os.path.basename(p))[0]] = open(p, "rb").read()
+    for name, data in jpegs.items():
+        save(root / f"{name}.jpg", data)
+        expected[name] = data
+    for name, data in pngs.items():
+        save(root / "png" / f"{name}.png", data)
+        expected[f"png/{name}"] = data
 
-    face = Image.open(faces[0])
-    bird = images.read_rgb8(set5[1])
+    face = Image.open(io.BytesIO(jpegs[JPEG_NAMES[0]]))
+    bird = images.read_rgb8(pngs[PNG_NAMES[1]])
     odd = {
         "odd/grey.png": pil_bytes(face.convert("L")),
         "odd/palette.png": pil_bytes(face.convert("P", palette=Image.ADAPTIVE)),
@@ -196,7 +202,7 @@ def messy_folder(tmp_path, shared_data):
     }
     # A graded alpha: composited over white, so not the raw colour values.
     rgba = Image.fromarray(bird).convert("RGBA")
-    rgba.putalpha(Image.fromarray(np.tile(np.linspace(0, 255, 288).astype(np.uint8), (288, 1))))
+    rgba.putalpha(Image.fromarray(np.tile(np.linspace(0, 255, 128).astype(np.uint8), (128, 1))))
     odd["odd/rgba.png"] = pil_bytes(rgba)
     for rel, data in odd.items():
         save(root / rel, data)
@@ -204,12 +210,12 @@ def messy_folder(tmp_path, shared_data):
     assert not np.array_equal(images.read_rgb8(odd["odd/rgba.png"]), bird)
     np.testing.assert_array_equal(images.read_rgb8(odd["odd/rgb16.png"]), bird)  # 16 -> 8 bits: the top byte
 
-    good_png = open(set5[2], "rb").read()
+    good_png = pngs[PNG_NAMES[2]]
     corrupt = bytearray(good_png)
     corrupt[len(corrupt) // 2:len(corrupt) // 2 + 300] = bytes(300)
     bad = {
         "bad/corrupt.png": (bytes(corrupt), "corrupt"),
-        "bad/truncated.jpg": (open(faces[1], "rb").read()[:3000], "truncated"),
+        "bad/truncated.jpg": (jpegs[JPEG_NAMES[1]][:3000], "truncated"),
         "bad/empty.png": (b"", "empty"),
         "bad/notes.txt": (b"these are not pixels\n", "not_image"),
         "bad/small.png": (pil_bytes(Image.fromarray(bird[:48, :48])), "too_small"),
@@ -218,8 +224,8 @@ def messy_folder(tmp_path, shared_data):
     }
     for rel, (data, _) in bad.items():
         save(root / rel, data)
-    save(root / "bad/dup.jpg", open(faces[2], "rb").read())
-    expected["bad/dup"] = open(faces[2], "rb").read()
+    save(root / "bad/dup.jpg", jpegs[JPEG_NAMES[2]])
+    expected["bad/dup"] = jpegs[JPEG_NAMES[2]]
     save(root / ".hidden/ignored.png", good_png)  # hidden folders are not part of the data
     return str(root), expected, {rel: reason for rel, (_, reason) in bad.items()}
 
@@ -250,7 +256,7 @@ def test_folder_layout_keeps_every_good_image_and_lists_every_bad_one(messy_fold
     assert sorted(got) == sorted(expected)
     for split, exs in splits.items():
         for i, feats in exs.items():
-            assert image_scan.hash_split(i, cfg.data.train_ratio) == split
+            assert image_listing.hash_split(i, cfg.data.train_ratio) == split
             assert set(feats) == {"id", "image", "height", "width", "scene"}
             assert feats["scene"].decode() == os.path.dirname(i)
             assert_stored_as(feats, expected[i], converted=i.startswith("odd/"))
@@ -265,12 +271,12 @@ def test_folder_layout_keeps_every_good_image_and_lists_every_bad_one(messy_fold
     assert f"{NAMESPACE} summary: accepted = {len(expected)}" in logged
 
 
-def test_celeba_layout_splits_as_the_partition_file_says(shared_data, tmp_path):
+def test_celeba_layout_splits_as_the_partition_file_says(tmp_path):
     root = tmp_path / "celeba"
-    faces = sorted(glob.glob(os.path.join(shared_data, "faces", "*.jpg")))[:13]
-    for f in faces:
-        save(root / "img_align_celeba" / os.path.basename(f), open(f, "rb").read())
-    names = [os.path.basename(f) for f in faces]
+    photos = sorted(glob.glob(os.path.join(SAMPLE_DATA, "*.png")))[::5][:13]
+    names = [f"{i:06d}.jpg" for i in range(1, 14)]  # img_align_celeba's naming
+    for name, photo in zip(names, photos, strict=True):
+        save(root / "img_align_celeba" / name, pil_bytes(Image.open(photo), "JPEG"))
     want = {n: ("train" if i < 6 else "eval" if i < 10 else "test") for i, n in enumerate(names[:12])}
     code = {"train": 0, "eval": 1, "test": 2}
     # names[12] is not listed (rejected); 999999.jpg is listed but absent (ignored).
@@ -284,18 +290,19 @@ def test_celeba_layout_splits_as_the_partition_file_says(shared_data, tmp_path):
     for split, exs in got.items():
         assert sorted(exs) == sorted(f"img_align_celeba/{n[:-4]}" for n, s in want.items() if s == split)
         for feats in exs.values():
-            assert feats["scene"] == b"img_align_celeba" and (feats["height"], feats["width"]) == (218, 178)
+            assert feats["scene"] == b"img_align_celeba" and (feats["height"], feats["width"]) == (128, 128)
     assert read_rejects(examples.uri) == {f"img_align_celeba/{names[12]}": "unpartitioned"}
     assert examples.get_int_custom_property("rejected_unpartitioned") == 1
 
 
-def test_gopro_layout_pairs_blur_and_sharp_by_scene_and_name(shared_data, tmp_path):
+def test_gopro_layout_pairs_blur_and_sharp_by_scene_and_name(tmp_path):
     root = tmp_path / "gopro"
-    frames = {}  # id -> (sharp PNG bytes, blur PNG bytes), downscaled 1280x720 -> 320x180
-    for split_dir, scene in (("train", "GOPR0384_11_00"), ("test", "GOPR0396_11_00")):
-        for kind in ("blur", "sharp"):
-            src = Image.open(os.path.join(shared_data, "GoPro", kind, f"{scene}-000001.png"))
-            data = pil_bytes(src.resize((320, 180), Image.BICUBIC))
+    frames = {}  # id -> {"sharp": PNG bytes, "blur": PNG bytes}: a photograph and its camera-shake blur
+    for (split_dir, scene), photo in zip((("train", "GOPR0384_11_00"), ("test", "GOPR0396_11_00")),
+                                         ("china_05", "rocket_07"), strict=True):
+        sharp = sample_images.rgb(photo)
+        blur = sample_images.blurred(sharp)
+        for kind, data in (("sharp", images.encode_png(sharp)), ("blur", images.encode_png(blur))):
             save(root / split_dir / scene / kind / "000001.png", data)
             frames.setdefault(f"{scene}/000001", {})[kind] = data
     # The same frames under the swapped name: pairing must follow names, not listing order.
@@ -305,7 +312,7 @@ def test_gopro_layout_pairs_blur_and_sharp_by_scene_and_name(shared_data, tmp_pa
     frames["GOPR0384_11_00/000002"] = b
     save(root / "train/GOPR0384_11_00/blur/000003.png", a["blur"])  # no sharp frame
     save(root / "test/GOPR0396_11_00/sharp/000004.png", a["sharp"])  # no blur frame
-    half = pil_bytes(Image.open(io.BytesIO(a["blur"])).crop((0, 0, 160, 90)))
+    half = pil_bytes(Image.open(io.BytesIO(a["blur"])).crop((0, 0, 96, 96)))
     save(root / "test/GOPR0396_11_00/blur/000005.png", half)
     save(root / "test/GOPR0396_11_00/sharp/000005.png", a["sharp"])  # sizes differ
     save(root / "train/GOPR0384_11_00/blur_gamma/000001.png", a["blur"])  # GOPRO_Large extra: ignored
@@ -319,7 +326,7 @@ def test_gopro_layout_pairs_blur_and_sharp_by_scene_and_name(shared_data, tmp_pa
     for exs in got.values():
         for i, feats in exs.items():
             assert feats["image"] == frames[i]["sharp"] and feats["blur"] == frames[i]["blur"]
-            assert feats["scene"].decode() == i.split("/")[0] and (feats["height"], feats["width"]) == (180, 320)
+            assert feats["scene"].decode() == i.split("/")[0] and (feats["height"], feats["width"]) == (128, 128)
     assert read_rejects(examples.uri) == {
         "train/GOPR0384_11_00/blur/000003.png": "unpaired",
         "test/GOPR0396_11_00/sharp/000004.png": "unpaired",
@@ -330,27 +337,27 @@ def test_gopro_layout_pairs_blur_and_sharp_by_scene_and_name(shared_data, tmp_pa
 
 def test_layout_errors_are_clear(tmp_path):
     with pytest.raises(FileNotFoundError, match="no img_align_celeba/"):
-        image_scan.scan(str(tmp_path), "celeba", 0.8)
+        image_listing.scan(str(tmp_path), "celeba", 0.8)
     with pytest.raises(FileNotFoundError, match="neither train/ nor test/"):
-        image_scan.scan(str(tmp_path), "gopro", 0.8)
+        image_listing.scan(str(tmp_path), "gopro", 0.8)
     with pytest.raises(ValueError, match="no image files found"):
-        image_scan.scan(str(tmp_path), "folder", 0.8)
+        image_listing.scan(str(tmp_path), "folder", 0.8)
     with pytest.raises(FileNotFoundError, match="is not a directory"):
-        image_scan.scan(str(tmp_path / "absent"), "folder", 0.8)
+        image_listing.scan(str(tmp_path / "absent"), "folder", 0.8)
 
 
 # -- the component in a real TFX pipeline -------------------------------------------------------------
 
 
 @pytest.mark.slow
-def test_component_runs_in_beam_dag_runner_and_caches_on_the_whole_tree(shared_data, tmp_path):
+def test_component_runs_in_beam_dag_runner_and_caches_on_the_whole_tree(tmp_path):
     from ml_metadata.metadata_store import metadata_store
     from tfx.orchestration import metadata, pipeline
     from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
     root = tmp_path / "data"
-    for f in sorted(glob.glob(os.path.join(shared_data, "faces", "*.jpg")))[:5]:
-        save(root / "sub" / "deeper" / os.path.basename(f), open(f, "rb").read())
+    for name in JPEG_NAMES:
+        save(root / "sub" / "deeper" / f"{name}.jpg", sample_images.jpeg(name))
     save(root / "readme.txt", b"not an image\n")
     cfg = preset("tiny").override({"data.root": str(root), "run_root": str(tmp_path / "runs")})
     conn = metadata.sqlite_metadata_connection_config(cfg.metadata_path)
@@ -373,6 +380,6 @@ def test_component_runs_in_beam_dag_runner_and_caches_on_the_whole_tree(shared_d
     assert n == 5
 
     assert len(run()) == 1  # unchanged data: the cached execution is reused
-    save(root / "sub" / "deeper" / "extra.png", open(os.path.join(shared_data, "Set5", "bird.png"), "rb").read())
+    save(root / "sub" / "deeper" / "extra.png", sample_images.png(PNG_NAMES[0]))
     after = run()  # an image added two levels down invalidates the cache
     assert len(after) == 2 and after[-1].custom_properties["accepted"].int_value == 6

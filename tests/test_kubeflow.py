@@ -12,8 +12,9 @@ import subprocess
 
 import pytest
 
-from pipeline import cli, kubeflow_runner, schedule
-from pipeline.config import REPO_ROOT, preset
+from cli import main as cli
+from config import REPO_ROOT, preset
+from pipeline import kubeflow_runner, schedule
 
 IMAGE = "registry.example.com/ml/gan-restoration:test"
 CLUSTER_BEAM_ARGS = ("--runner=PortableRunner", "--job_endpoint=flink-jobserver.flink:8099",
@@ -88,7 +89,7 @@ def test_trainer_requests_gpus_and_every_task_runs_the_image(compiled):
 
 
 def test_trainer_config_has_cluster_gpus_and_object_storage(compiled):
-    from pipeline.config import Config
+    from config import Config
 
     cfg, _, spec = compiled
     custom = json.loads(kubeflow_runner.task_parameters(spec, _trainer_task(spec))["custom_config"])

@@ -8,9 +8,10 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
+from config import preset
+from config.vgg_weights import WEIGHT_FILES
 from models import losses, vgg
 from models.networks import build_discriminator
-from pipeline.config import preset
 
 RNG = np.random.default_rng(0)
 
@@ -134,7 +135,7 @@ def _vgg16_cfg(**extra):
 
 
 def test_perceptual_loss_missing_weights_is_a_clear_error(empty_keras_home, tmp_path):
-    name = vgg.WEIGHT_FILES["vgg16"]
+    name = WEIGHT_FILES["vgg16"]
     with pytest.raises(FileNotFoundError) as err:
         losses.PerceptualLoss(_vgg16_cfg())
     msg = str(err.value)
@@ -150,7 +151,7 @@ def test_perceptual_loss_missing_weights_is_a_clear_error(empty_keras_home, tmp_
 def test_perceptual_loss_loads_weights_from_the_standard_path(empty_keras_home):
     keras.utils.set_random_seed(7)
     saved = vgg.build_vgg("vgg16")  # stands in for the ImageNet file: same format, same file name
-    path = empty_keras_home / "models" / vgg.WEIGHT_FILES["vgg16"]
+    path = empty_keras_home / "models" / WEIGHT_FILES["vgg16"]
     os.makedirs(path.parent)
     saved.save_weights(str(path))
     cfg = _vgg16_cfg()

@@ -5,11 +5,11 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
+from config import preset
 from models import degrade
 from models.export import RestorationModule
 from models.networks import build_discriminator, build_generator, custom_objects, generator_size_multiple
 from models.networks.layers import BicubicUpsample, DepthToSpace, SubPixelConv2D
-from pipeline.config import preset
 
 
 def _rand(*shape, seed=0):

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from fixtures_data import fixture_config
 
+from config import SAMPLE_DATA
 from models import images
-from pipeline import demo
-from pipeline.config import SAMPLE_DATA
+from pipeline import run_summary as demo
 
 pytestmark = pytest.mark.slow
 SAMPLES_USED = 20
@@ -84,7 +84,7 @@ def test_a_run_pushes_a_blessed_model_that_serves(first_run):
 
 
 def test_a_rerun_reuses_the_cache_and_pushes_no_duplicate(first_run):
-    from components.atomic_pusher import SOURCE_FILE
+    from contracts.serving_layout import SOURCE_FILE
     from pipeline.local_runner import run_pipeline
 
     cfg, first = first_run

@@ -9,9 +9,9 @@ import os
 import numpy as np
 import pytest
 
+from config import SAMPLE_DATA, preset
 from pipeline import local_runner
 from pipeline import pipeline as pipeline_def
-from pipeline.config import SAMPLE_DATA, preset
 
 # Tests run Beam in-process: multi-processing workers cost seconds each on a 2-core machine; that
 # the workers import our packages is checked once, by test_beam_workers_import_our_packages.
@@ -29,7 +29,7 @@ def _cfg(task, tmp_path, **overrides):
 def test_components_in_run_order_with_config(task, tmp_path):
     import json
 
-    from pipeline.config import Config
+    from config import Config
 
     cfg = _cfg(task, tmp_path)
     comps = pipeline_def.create_components(cfg)
@@ -82,7 +82,7 @@ def test_code_edits_change_the_cache_key(tmp_path):
 
 def test_components_get_only_the_settings_they_read(tmp_path):
     """A serving or eval change must not re-run ingestion, Transform or training (cache keys)."""
-    from pipeline.config import Config
+    from config import Config
 
     def configs(cfg):
         comps = pipeline_def.create_components(cfg)

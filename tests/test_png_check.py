@@ -13,8 +13,8 @@ import pytest
 import tensorflow as tf
 
 from components import png_check
-
-pytestmark = pytest.mark.shared_data
+from config import SAMPLE_DATA
+from models import images
 
 
 def chunk(tag: bytes, body: bytes) -> bytes:
@@ -53,18 +53,19 @@ def damage(data: bytes) -> str | None:
 
 
 @pytest.fixture(scope="module")
-def photo(shared_data) -> bytes:
-    return open(sorted(glob.glob(os.path.join(shared_data, "B100", "img_*.png")))[0], "rb").read()
+def photo() -> bytes:
+    """A 256x256 photograph: four neighbouring sample tiles of one photo, encoded by PIL."""
+    tile = lambda i: images.read_rgb8(os.path.join(SAMPLE_DATA, f"china_{i:02d}.png"))  # noqa: E731
+    rgb = np.concatenate([np.concatenate([tile(1), tile(2)], axis=1), np.concatenate([tile(5), tile(6)], axis=1)])
+    return images.encode_png(rgb)
 
 
-def test_real_pngs_pass_and_decode(shared_data):
-    files = sorted(glob.glob(os.path.join(shared_data, "B100", "img_*.png")))[:10]
-    files += sorted(glob.glob(os.path.join(shared_data, "Set5", "*.png")))
-    assert files
-    for path in files:
-        data = open(path, "rb").read()
+def test_real_pngs_pass_and_decode(photo):
+    files = sorted(glob.glob(os.path.join(SAMPLE_DATA, "*.png")))
+    assert len(files) > 60
+    for data in [open(path, "rb").read() for path in files] + [photo]:
         png_check.check(data)  # raises on damage
-        assert tf_decodes(data), path
+        assert tf_decodes(data)
 
 
 def test_interlaced_and_odd_sizes_pass(photo):

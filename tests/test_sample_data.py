@@ -1,5 +1,5 @@
 """The embedded sample set (data/samples, data/PROVENANCE.md, data/make_samples.py) and the CelebA /
-GOPRO layout script (data/prepare_dataset.py) on tiny fakes of each download built from real images."""
+GOPRO layout script (data/prepare_dataset.py) on tiny fakes of each download built from the samples."""
 import importlib.util
 import os
 import re
@@ -73,15 +73,26 @@ def test_make_samples_reproduces_the_committed_set():
 # -- CelebA layout -----------------------------------------------------------------------------------------
 
 
+def jpeg_photos(folder, n: int) -> list:
+    """`n` sample photographs written as JPEGs named as in img_align_celeba (000001.jpg, ...)."""
+    os.makedirs(folder, exist_ok=True)
+    names = []
+    for i, sample in enumerate(sorted(os.listdir(SAMPLES))[:n], 1):
+        names.append(f"{i:06d}.jpg")
+        Image.open(os.path.join(SAMPLES, sample)).save(os.path.join(folder, names[-1]), "JPEG", quality=95)
+    return names
+
+
 @pytest.fixture
-def fake_celeba(shared_data, tmp_path):
-    """img_align_celeba.zip + list_eval_partition.txt from the real CelebA faces, with known defects:
+def fake_celeba(tmp_path):
+    """img_align_celeba.zip + list_eval_partition.txt from 32 real photographs, with known defects:
     one image without a partition entry, one entry without an image, one empty file."""
-    faces = sorted(f for f in os.listdir(os.path.join(shared_data, "faces")) if f.endswith(".jpg"))
+    photos = tmp_path / "photos"
+    faces = jpeg_photos(photos, 32)
     zpath = tmp_path / "img_align_celeba.zip"
     with zipfile.ZipFile(zpath, "w", zipfile.ZIP_STORED) as z:
         for f in faces:
-            z.write(os.path.join(shared_data, "faces", f), f"img_align_celeba/{f}")
+            z.write(photos / f, f"img_align_celeba/{f}")
         z.writestr("img_align_celeba/999998.jpg", b"")  # an empty download
         z.writestr("__MACOSX/img_align_celeba/._000001.jpg", b"junk")
     part = tmp_path / "list_eval_partition.txt"
@@ -92,8 +103,7 @@ def fake_celeba(shared_data, tmp_path):
     return faces, zpath, part
 
 
-@pytest.mark.shared_data
-def test_celeba_from_zip_lays_out_and_reports_defects(fake_celeba, shared_data, tmp_path, capsys):
+def test_celeba_from_zip_lays_out_and_reports_defects(fake_celeba, tmp_path, capsys):
     faces, zpath, part = fake_celeba
     out = tmp_path / "celeba"
     rc = prep.main(["celeba", "--images", str(zpath), "--partition", str(part), "--out", str(out)])
@@ -101,16 +111,16 @@ def test_celeba_from_zip_lays_out_and_reports_defects(fake_celeba, shared_data, 
     assert rc == 0
     laid = sorted(os.listdir(out / "img_align_celeba"))
     assert laid == sorted(faces + ["999998.jpg"])
-    with open(os.path.join(shared_data, "faces", faces[0]), "rb") as f:
-        assert (out / "img_align_celeba" / faces[0]).read_bytes() == f.read()
+    assert (out / "img_align_celeba" / faces[0]).read_bytes() == (tmp_path / "photos" / faces[0]).read_bytes()
     s = prep.check_celeba(str(out))
     assert s.counts["images"] == len(faces) + 1
     assert s.counts["partition entries"] == len(faces) - 1 + 2
     assert s.counts["usable images per split"] == "train 20 / eval 6 / test 5"
-    assert s.problems["missing_partition_entry"] == [faces[-1]]
-    assert s.problems["empty_file"] == ["999998.jpg (0 bytes)"]
+    # Files the pipeline would reject carry ImageExampleGen's own reasons.
+    assert s.problems["unpartitioned"] == [faces[-1]]
+    assert s.problems["empty"] == ["999998.jpg (0 bytes)"]
     assert s.problems["partition_entry_without_image"] == ["1 entries, e.g. 999999.jpg"]
-    assert "celeba layout at" in printed and "missing_partition_entry (1)" in printed
+    assert "celeba layout at" in printed and "unpartitioned (1)" in printed
     assert "--preset srgan-celeba --set data.root=" in printed
     # the partition file is rewritten in the official format
     first = (out / "list_eval_partition.txt").read_text().splitlines()[0]
@@ -121,13 +131,9 @@ def test_celeba_from_zip_lays_out_and_reports_defects(fake_celeba, shared_data, 
     assert prep.main(["celeba", "--check-only", "--strict", "--out", str(out)]) == 1
 
 
-@pytest.mark.shared_data
-def test_celeba_kaggle_folder_with_csv_partition_symlinked(shared_data, tmp_path):
-    faces = sorted(os.listdir(os.path.join(shared_data, "faces")))[:8]
+def test_celeba_kaggle_folder_with_csv_partition_symlinked(tmp_path):
     nested = tmp_path / "archive" / "img_align_celeba" / "img_align_celeba"
-    nested.mkdir(parents=True)
-    for f in faces:
-        shutil.copy(os.path.join(shared_data, "faces", f), nested / f)
+    faces = jpeg_photos(nested, 8)
     rows = ["image_id,partition"] + [f"{f},{i % 3}" for i, f in enumerate(faces)]
     (tmp_path / "archive" / "list_eval_partition.csv").write_text("\n".join(rows) + "\n")
     out = tmp_path / "celeba"
@@ -164,39 +170,39 @@ def test_celeba_wrong_inputs_are_clear_errors(tmp_path, capsys):
 
 
 @pytest.fixture
-def fake_gopro(shared_data, tmp_path):
-    """GOPRO_Large/{train,test}/<scene>/{blur,blur_gamma,sharp}/ from the two real GoPro pairs, plus an
-    unpaired sharp frame and a pair whose sizes differ."""
+def fake_gopro(tmp_path):
+    """GOPRO_Large/{train,test}/<scene>/{blur,blur_gamma,sharp}/ from two photographs (blur: a box-blurred
+    copy), plus an unpaired sharp frame and a pair whose sizes differ."""
+    from PIL import ImageFilter
+
     root = tmp_path / "GOPRO_Large"
-    gp = os.path.join(shared_data, "GoPro")
-    for split, frame in (("train", "GOPR0384_11_00-000001.png"), ("test", "GOPR0396_11_00-000001.png")):
-        scene = frame.split("-")[0]
-        for kind, src in (("blur", "blur"), ("sharp", "sharp"), ("blur_gamma", "sharp")):
+    for (split, scene), sample in zip((("train", "GOPR0384_11_00"), ("test", "GOPR0396_11_00")),
+                                      ("china_05.png", "rocket_07.png"), strict=True):
+        sharp = Image.open(os.path.join(SAMPLES, sample))
+        for kind, im in (("blur", sharp.filter(ImageFilter.BoxBlur(3))), ("sharp", sharp), ("blur_gamma", sharp)):
             d = root / split / scene / kind
             d.mkdir(parents=True)
-            shutil.copy(os.path.join(gp, src, frame), d / "000001.png")
+            im.save(d / "000001.png")
     shutil.copy(root / "train" / "GOPR0384_11_00" / "sharp" / "000001.png",
                 root / "train" / "GOPR0384_11_00" / "sharp" / "000002.png")
-    with Image.open(os.path.join(gp, "sharp", "GOPR0396_11_00-000001.png")) as im:
+    with Image.open(root / "test" / "GOPR0396_11_00" / "sharp" / "000001.png") as im:
         im.crop((0, 0, 64, 64)).save(root / "test" / "GOPR0396_11_00" / "blur" / "000003.png")
         im.crop((0, 0, 32, 32)).save(root / "test" / "GOPR0396_11_00" / "sharp" / "000003.png")
     return root
 
 
-@pytest.mark.shared_data
 def test_gopro_from_folder_pairs_frames_and_reports_defects(fake_gopro, tmp_path):
     out = tmp_path / "gopro"
     s = prep.layout_gopro(str(tmp_path), str(out))  # the parent of GOPRO_Large/: nesting is found
     assert s.counts == {"train scenes": 1, "train pairs": 1, "test scenes": 1, "test pairs": 1}
-    assert s.problems == {"unpaired_frame": ["train/GOPR0384_11_00/sharp/000002.png"],
-                          "size_mismatch": ["test/GOPR0396_11_00/{blur,sharp}/000003.png ((64, 64) vs (32, 32))"]}
+    assert s.problems == {"unpaired": ["train/GOPR0384_11_00/sharp/000002.png"],
+                          "size_mismatch": ["test/GOPR0396_11_00/{blur,sharp}/000003 ((64, 64) vs (32, 32))"]}
     assert sorted(os.listdir(out / "train" / "GOPR0384_11_00")) == ["blur", "sharp"]  # blur_gamma not copied
     assert (out / "train" / "GOPR0384_11_00" / "blur" / "000001.png").read_bytes() == \
         (fake_gopro / "train" / "GOPR0384_11_00" / "blur" / "000001.png").read_bytes()
     assert any("subset of GOPRO_Large" in n for n in s.notes)
 
 
-@pytest.mark.shared_data
 def test_gopro_from_zip_with_gamma_blur(fake_gopro, tmp_path, capsys):
     zpath = tmp_path / "GOPRO_Large.zip"
     with zipfile.ZipFile(zpath, "w", zipfile.ZIP_STORED) as z:
@@ -209,7 +215,7 @@ def test_gopro_from_zip_with_gamma_blur(fake_gopro, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert rc == 0
     # 000003 has no blur_gamma frame, so with --blur blur_gamma its sharp frame is unpaired too
-    assert "train pairs: 1" in printed and "unpaired_frame (2)" in printed
+    assert "train pairs: 1" in printed and "unpaired (2)" in printed
     assert "--preset deblurgan-gopro --set data.root=" in printed
     # blur/ now holds the blur_gamma frames (in this fake: copies of the sharp frame)
     assert (out / "test" / "GOPR0396_11_00" / "blur" / "000001.png").read_bytes() == \
@@ -231,11 +237,11 @@ def test_gopro_wrong_inputs_are_clear_errors(tmp_path, capsys):
 # -- the pipeline reads what the script writes ---------------------------------------------------------------
 
 
-@pytest.mark.shared_data
 def test_layouts_are_read_by_image_example_gen_scan(fake_celeba, fake_gopro, tmp_path):
-    """ImageExampleGen's own file listing (components/image_scan.py) accepts both layouts and sees
-    the same defects the script reported. (Imports TensorFlow: a few seconds when run alone.)"""
-    scan = pytest.importorskip("components.image_scan").scan
+    """ImageExampleGen's own file listing (components/image_listing.py) accepts both layouts and sees
+    the same defects the script reported."""
+    from components.image_listing import scan
+
     faces, zpath, part = fake_celeba
     celeba = tmp_path / "celeba"
     prep.layout_celeba(str(zpath), str(celeba), partition=str(part))
@@ -274,7 +280,7 @@ def test_tiles_cut_every_square_exactly_and_report_what_they_skip(tmp_path, caps
         for x in (0, 48):
             tile = np.asarray(Image.open(out / f"a_same_y{y:04d}_x{x:04d}.png"))
             np.testing.assert_array_equal(tile, big[y:y + 48, x:x + 48])
-    assert "tiles 48x48: 8" in printed and "too_small" in printed and "not_an_image" in printed
+    assert "tiles 48x48: 8" in printed and "too_small" in printed and "not_image" in printed
     assert "gan-restore run --preset srresnet-psnr" in printed
     assert prep.main(["tiles", "--check-only", "--out", str(out)]) == 0
     assert "tiles: 8" in capsys.readouterr().out

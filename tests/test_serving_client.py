@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from config import preset
 from models import images
-from pipeline.config import preset
 from serving import rest_api
 from serving.errors import ServingError
 
@@ -118,14 +118,15 @@ def test_model_store_loads_new_versions_then_unloads_old_and_survives_a_broken_p
         store.get("deblurgan").predict("", {"image_bytes": np.array([big], dtype=object)})
 
 
-def test_predict_command_runs_a_local_savedmodel_on_a_folder(tmp_path, smoke_export, shared_data):
-    from pipeline import cli
+def test_predict_command_runs_a_local_savedmodel_on_a_folder(tmp_path, smoke_export):
+    import sample_images
+
+    from cli import main as cli
 
     src = tmp_path / "in"
     src.mkdir()
-    for name in ("baby.png", "bird.png"):
-        rgb = images.read_rgb8(os.path.join(shared_data, "Set5", name))[:64, :48]
-        (src / name).write_bytes(images.encode_png(rgb))
+    for name, sample in (("baby.png", "chelsea_05"), ("bird.png", "flower_03")):
+        (src / name).write_bytes(images.encode_png(sample_images.rgb(sample)[:64, :48]))
     (src / "notes.png").write_bytes(b"")  # empty file: skipped and reported
     out = tmp_path / "out"
     rc = cli.main(["predict", str(src), "-o", str(out), "--local", smoke_export, "--task", "deblur",

@@ -4,7 +4,7 @@ import re
 
 import yaml
 
-from pipeline.config import preset
+from config import preset
 
 DEPLOY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "serving", "deploy")
 

@@ -11,14 +11,13 @@ import json
 import os
 import signal
 import threading
-import time
 
 import grpc
 import numpy as np
 import pytest
 
+from config import SAMPLE_DATA, preset
 from models import images
-from pipeline.config import preset
 from serving.server_process import ServerProcess, push_version
 
 pytestmark = pytest.mark.slow
@@ -73,9 +72,9 @@ def direct(server):
 
 
 @pytest.fixture(scope="module")
-def photo(shared_data):
-    # A real photograph (B100), cropped small: the served model's output must be 4x its size.
-    return images.read_rgb8(os.path.join(shared_data, "B100", "img_001.png"))[:72, :56]
+def photo():
+    # A real photograph (a committed sample), cropped small: the served model's output must be 4x its size.
+    return images.read_rgb8(os.path.join(SAMPLE_DATA, "coffee_06.png"))[:72, :56]
 
 
 def grpc_client(server, model="srgan", **kw):
@@ -186,17 +185,19 @@ def test_bad_requests_get_clear_errors_and_the_server_keeps_serving(server, phot
     assert server.proc.poll() is None
 
 
-def test_client_tiles_over_grpc_like_untiled_restoration(server, shared_data, tmp_path):
-    from pipeline import cli
+def test_client_tiles_over_grpc_like_untiled_restoration(server, tmp_path):
+    from cli import main as cli
     from serving import tiling
     from serving.client import restore_image
 
-    lr = images.read_rgb8(os.path.join(shared_data, "B100", "img_002.png"))[:150, :210]
+    # Two tiles of one photograph side by side: 128 x 210.
+    lr = np.concatenate([images.read_rgb8(os.path.join(SAMPLE_DATA, f"china_{i:02d}.png")) for i in (5, 6)],
+                        axis=1)[:, :210]
     with grpc_client(server) as g:
         whole = restore_image(lr, g, tile_size=0)
         tiled = restore_image(lr, g, tile_size=96, overlap=32, batch=4)
-    assert len(tiling.tile_starts(150, 96, 32)) * len(tiling.tile_starts(210, 96, 32)) == 6
-    assert tiled.shape == whole.shape == (600, 840, 3)
+    assert len(tiling.tile_starts(128, 96, 32)) * len(tiling.tile_starts(210, 96, 32)) == 6
+    assert tiled.shape == whole.shape == (512, 840, 3)
     diff = np.abs(whole.astype(int) - tiled.astype(int))
     mse = np.mean(diff.astype(np.float64) ** 2)
     assert diff.max() <= 2 and (mse == 0 or 10 * np.log10(255 ** 2 / mse) >= 50)
@@ -220,29 +221,18 @@ def test_a_newly_pushed_version_is_served_without_restart(server, direct, photo)
     png = images.encode_png(photo)
     with grpc_client(server, "hotswap") as g:
         assert g.predict_encoded([png]).version == 1
+        mark = server.log.mark()
         push_version(server.exported[1], server.model_base, "hotswap", 2)  # another build as version 2
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            states = {v: s for v, s, _ in g.status()}
-            if states.get(2) == "AVAILABLE":
-                break
-            time.sleep(0.3)
-        else:
-            pytest.fail(f"version 2 never became AVAILABLE: {g.status()}\n{server.log_text()[-2000:]}")
+        server.wait_available("hotswap", 2, after=mark)
         pred = g.predict_encoded([png])
     assert pred.version == 2
     expected = images.read_rgb8(direct[1].predict_encoded([png]).images[0])
     np.testing.assert_array_equal(images.read_rgb8(pred.images[0]), expected)
     assert not np.array_equal(expected, images.read_rgb8(direct[0].predict_encoded([png]).images[0]))
     # The old version is unloaded once the new one serves (in the same poll pass).
-    deadline = time.time() + 30
-    while True:
-        status, body = rest_call(server, "GET", "/v1/models/hotswap")
-        states = {s["version"]: s["state"] for s in body["model_version_status"]}
-        if states.get("1") == "END" or time.time() > deadline:
-            break
-        time.sleep(0.3)
-    assert states == {"2": "AVAILABLE", "1": "END"}
+    server.log.wait_for(r"unloaded model hotswap version 1$", after=mark)
+    status, body = rest_call(server, "GET", "/v1/models/hotswap")
+    assert {s["version"]: s["state"] for s in body["model_version_status"]} == {"2": "AVAILABLE", "1": "END"}
     assert rest_call(server, "GET", "/v1/models/hotswap/versions/1/metadata")[0] == 404
 
 
@@ -261,9 +251,10 @@ def test_sigterm_lets_in_flight_requests_finish(server, photo):
         # Connect first (a small request on the same channel): under load, a connection still being
         # set up when SIGTERM arrives is refused, and the request would never have been in flight.
         g.predict_encoded([images.encode_png(photo[:8, :8])])
+        mark = server.log.mark()
         t = threading.Thread(target=call, args=(g,))
         t.start()
-        time.sleep(0.3)
+        server.log.wait_for(r"grpc Predict model=srgan started$", after=mark)  # in flight on the server
         server.proc.send_signal(signal.SIGTERM)
         t.join(120)
     assert "error" not in result, result.get("error")

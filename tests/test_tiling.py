@@ -62,20 +62,18 @@ def psnr_uint8(a, b):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("task", ["sr", "deblur"])
-def test_tiled_and_untiled_savedmodel_restoration_agree_on_a_1000x700_photo(task, shared_data, tmp_path):
-    import os
+def test_tiled_and_untiled_savedmodel_restoration_agree_on_a_1000x700_photo(task, tmp_path):
+    import sample_images
 
-    from models import images
-    from pipeline.config import preset
+    from config import preset
     from serving.client import LocalModel, restore_image
     from serving.smoke_model import export_smoke_model
 
     cfg = preset("tiny", task=task)
     export_smoke_model(str(tmp_path / "1"), cfg)
     model = LocalModel(str(tmp_path))  # base dir: picks the latest version
-    # A real 1280x720 GOPRO frame, cropped to 1000x700 (W x H).
-    frame = images.read_rgb8(os.path.join(shared_data, "GoPro", "blur", "GOPR0384_11_00-000001.png"))
-    lr = frame[:700, :1000]
+    # 1000x700 (W x H) of real photographs: 6 x 8 sample tiles.
+    lr = sample_images.mosaic(6, 8)[:700, :1000]
 
     whole = restore_image(lr, model, tile_size=0)
     tiled = restore_image(lr, model, tile_size=256, overlap=32, batch=2)

@@ -6,19 +6,20 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 from fixtures_data import fixture_config
 from PIL import Image
 
+from serving.server_process import LogWatcher
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WARMUP, GAN, EVERY = 6, 60, 3
 
 
 def _command(data, cfg_path, out):
-    return [sys.executable, "-m", "models.trainer", "--config", str(cfg_path),
+    return [sys.executable, "-m", "cli.main", "train", "--config", str(cfg_path),
             "--transform-output", data.transform_graph, "--train-files", data.train_files[0],
             "--eval-files", data.eval_files[0], "--serving-model-dir", str(out / "model"),
             "--model-run-dir", str(out / "logs")]
@@ -42,18 +43,17 @@ def test_killed_training_resumes_from_checkpoint_and_exports(transformed_sr, tmp
     out = tmp_path / "out"
     cmd = _command(transformed_sr, cfg_path, out)
 
-    # First attempt: SIGKILL once a GAN-phase checkpoint exists (the phase must survive the restart).
-    with open(tmp_path / "first.log", "w") as log:
-        proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 600
-        while not [s for s in _checkpoint_steps(cfg.checkpoint_dir) if s > WARMUP]:
-            assert proc.poll() is None, f"trainer exited early:\n{(tmp_path / 'first.log').read_text()[-3000:]}"
-            assert time.monotonic() < deadline, "no GAN-phase checkpoint within 10 minutes"
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    # First attempt: SIGKILL once the trainer reports a GAN-phase checkpoint saved (the phase must survive
+    # the restart). Its "checkpoint <path>" line comes after the checkpoint state file names it.
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    log = LogWatcher(proc.stdout, str(tmp_path / "first.log"))
+    gan_steps = "|".join(str(step) for step in range(WARMUP + 1, WARMUP + GAN))
+    saved = log.wait_for(rf"models\.trainer: checkpoint \S+ckpt-({gan_steps})$", timeout=600)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
     assert proc.returncode == -signal.SIGKILL
     killed_at = int(tf.train.latest_checkpoint(cfg.checkpoint_dir).rsplit("-", 1)[1])
+    assert killed_at >= int(saved.group(1))  # a later one may have been saved before the kill
     assert WARMUP < killed_at < WARMUP + GAN, "the first attempt was not stopped mid-way"
     assert not (out / "model" / "saved_model.pb").exists()
 

@@ -1,7 +1,8 @@
 """The Transform step's preprocessing_fn on real images, run by tf.Transform on Beam.
 
 tf.Examples are built here by ImageExampleGen's own check and make_example (`id`, `image`, `blur`
-for GOPRO pairs) from ../shared/data (CelebA faces, BSD100, GoPro pairs), parsed by tfx_bsl's
+for GOPRO pairs) from the committed sample photographs (as JPEG and PNG, larger pictures made of
+them, and sharp/blurred pairs), parsed by tfx_bsl's
 TFExampleRecord with a schema like SchemaGen's (fixed shape [1]) or without shapes (sparse), then
 analysed and transformed by `tft_beam.AnalyzeAndTransformDataset`.
 """
@@ -11,12 +12,14 @@ import tempfile
 
 import numpy as np
 import pytest
+import sample_images
 import tensorflow as tf
 
-from components import image_scan
+from components import image_check, image_listing
 from components.image_example_gen import make_example
+from config import preset
+from contracts import features
 from models import degrade, images, preprocessing
-from pipeline.config import preset
 
 CROP = 64
 
@@ -24,9 +27,9 @@ CROP = 64
 def _example(example_id: str, image: bytes, blur: bytes | None = None) -> bytes:
     """The tf.Example ImageExampleGen writes for these bytes (its own check and make_example)."""
     def check(data):
-        return image_scan.check_image(data, CROP, 10**9)
+        return image_check.check_image(data, CROP, 10**9)
 
-    cand = image_scan.Candidate(id=example_id, split="train", scene="", image="", blur=None if blur is None else "")
+    cand = image_listing.Candidate(id=example_id, split="train", scene="", image="", blur=None if blur is None else "")
     return make_example(cand, check(image), None if blur is None else check(blur)).SerializeToString()
 
 
@@ -68,7 +71,7 @@ def run_transform(cfg, records, names=("id", "image"), fixed_shape=True):
             _ = (data | beam.Map(tft.coders.ExampleProtoCoder(metadata.schema).encode)
                  | beam.io.WriteToTFRecord(os.path.join(tmp, "out"), num_shards=1))
         files = glob.glob(os.path.join(tmp, "out*"))
-        expected = set(preprocessing.OUTPUT_FEATURES) | ({"target_mean"} if cfg.data.dataset_mean else set())
+        expected = set(features.TRANSFORMED) | ({"target_mean"} if cfg.data.dataset_mean else set())
         records = tf.data.TFRecordDataset(files).as_numpy_iterator()
         return {ex["id"]: ex for ex in (_parse(r, expected) for r in records)}
 
@@ -87,20 +90,15 @@ def _decode(png: bytes) -> np.ndarray:
     return tf.io.decode_png(png, channels=3).numpy()
 
 
-def _read(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
-
-
 def _tf_rgb8(data: bytes) -> np.ndarray:
     return images.tf_decode_rgb8(data).numpy()  # the decoder the Transform graph uses (JPEG included)
 
 
 @pytest.fixture(scope="module")
-def sr_inputs(shared_data):
-    paths = sorted(glob.glob(os.path.join(shared_data, "faces", "*.jpg")))[:3]
-    paths.append(os.path.join(shared_data, "B100", "img_001.png"))  # 480x320: another size in the batch
-    return {os.path.splitext(os.path.basename(p))[0]: _read(p) for p in paths}
+def sr_inputs():
+    inputs = {name: sample_images.jpeg(name) for name in sample_images.pick(3)}
+    inputs["mosaic"] = images.encode_png(sample_images.mosaic(2, 3))  # 256x384: another size in the batch
+    return inputs
 
 
 @pytest.fixture(scope="module")
@@ -119,9 +117,8 @@ def deblur_cfg():
 
 
 @pytest.fixture(scope="module")
-def faces(shared_data):
-    paths = sorted(glob.glob(os.path.join(shared_data, "faces", "*.jpg")))[:3]
-    return {os.path.splitext(os.path.basename(p))[0]: _read(p) for p in paths}
+def faces():
+    return {name: sample_images.jpeg(name) for name in sample_images.pick(3, step=7)}
 
 
 @pytest.fixture(scope="module")
@@ -152,13 +149,12 @@ def test_dataset_mean_is_the_full_pass_mean_of_the_targets(sr_cfg, sr_inputs, sr
         np.testing.assert_allclose(d["target_mean"], crops.mean(axis=0), atol=1e-5)
 
 
-def test_deblur_real_pairs_are_aligned_crops(shared_data, deblur_cfg):
-    gopro = os.path.join(shared_data, "GoPro")
-    frames = sorted(os.path.basename(p) for p in glob.glob(os.path.join(gopro, "sharp", "*.png")))
-    if not frames:
-        pytest.skip(f"no GoPro pairs in {gopro}")
-    pairs = {f"scene/{os.path.splitext(f)[0]}": (_read(os.path.join(gopro, "sharp", f)),
-                                                 _read(os.path.join(gopro, "blur", f))) for f in frames}
+def test_deblur_real_pairs_are_aligned_crops(deblur_cfg):
+    # GOPRO-style pairs: 256x256 sharp frames and their blurred frames (a camera-shake blur).
+    pairs = {}
+    for i in range(3):
+        sharp = sample_images.mosaic(2, 2, start=20 * i)
+        pairs[f"scene/{i:06d}"] = (images.encode_png(sharp), images.encode_png(sample_images.blurred(sharp, seed=i)))
     # No shapes in the schema: the features reach preprocessing_fn as SparseTensors.
     out = run_transform(deblur_cfg, [_example(k, s, b) for k, (s, b) in pairs.items()],
                         names=("id", "image", "blur"), fixed_shape=False)
