@@ -1,4 +1,5 @@
 """Lays out a user's own CelebA or GOPRO download for the pipeline, checks the result, prints a summary.
+(One script of ~550 lines on purpose: the three layouts share its archive reader, summary and command line.)
 
     python data/prepare_dataset.py celeba --images img_align_celeba.zip \\
         --partition list_eval_partition.txt --out /data/celeba
