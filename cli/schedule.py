@@ -1,5 +1,6 @@
 """`gan-restore schedule`: create or update the recurring retraining run on Kubeflow Pipelines
-(pipeline/schedule.py); `--dry-run` prints the request kfp would send, with no cluster."""
+(pipeline/schedule.py); `--dry-run` prints the request kfp would send, with no cluster. The package it
+compiles warm-starts each retraining from the served model (`train.warm_start=true`, unless set)."""
 from __future__ import annotations
 
 import json
@@ -30,6 +31,8 @@ def run(args) -> int:
     from pipeline import kubeflow_runner, schedule
 
     cfg = config_from_args(args)
+    if not any(item.strip().startswith("train.warm_start=") for item in args.set):
+        cfg = cfg.override({"train.warm_start": True})  # retraining starts from the model being served
     try:
         package = args.package
         if not package and not args.pipeline_id:

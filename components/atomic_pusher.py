@@ -55,12 +55,12 @@ class AtomicPusherExecutor(pusher_executor.Executor):
         if versioning not in (pusher_pb2.Versioning.AUTO, pusher_pb2.Versioning.UNIX_TIMESTAMP):
             raise NotImplementedError(f"versioning {versioning}: only UNIX_TIMESTAMP is supported")
         base = destination.filesystem.base_directory
-        newest, source = serving_layout.newest_version_source(base)
-        if source == model_path:
-            # A rerun with a cached Trainer re-blesses the same model: serving it again under a new
-            # version would only make TF Serving reload identical weights.
+        newest = serving_layout.latest_version_dir(base)
+        if serving_layout.same_weights(model_path, newest):
+            # A rerun re-blesses the same weights (a cached Trainer, or a finished training run resumed):
+            # serving them again under a new version would only make TF Serving reload them.
             serving_path = newest
-            log.info("model %s is already the newest version %s; not pushed again", model_path, serving_path)
+            log.info("model %s holds the weights of the newest version %s; not pushed again", model_path, newest)
         else:
             serving_path = serving_layout.publish(model_path, base)
             log.info("model %s pushed to %s", model_path, serving_path)

@@ -34,9 +34,10 @@ from tfx import types
 from tfx.components.example_gen import base_example_gen_executor, driver, utils, write_split
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.components.util import examples_utils
-from tfx.dsl.components.base import executor_spec
+from tfx.dsl.components.base import base_component, executor_spec
 from tfx.proto import example_gen_pb2
-from tfx.types import artifact_utils, standard_component_specs
+from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
+from tfx.types.component_spec import ExecutionParameter
 from tfx.utils import proto_utils
 
 from components import image_check, image_listing, rejects_ledger
@@ -49,6 +50,7 @@ NAMESPACE = "ImageExampleGen"
 ACCEPTED, CONVERTED = "accepted", "converted"
 REJECTS_FILE = rejects_ledger.REJECTS_FILE
 _REJECTS_TAG = "rejects"
+DATA_FINGERPRINT_KEY = "data_fingerprint"
 _SHUFFLE_SEED = 20240101
 
 
@@ -192,6 +194,9 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         # TFX's name for "TFRecord files" (the only one its readers accept); they detect the
         # compression from the suffix, and ours have none.
         examples_utils.set_file_format(examples, "tfrecords_gzip")
+        fingerprint = exec_properties.get(DATA_FINGERPRINT_KEY)
+        if fingerprint:  # Kubeflow: DataFingerprint's (no driver runs there); local runs: the driver's
+            examples.set_string_custom_property(utils.FINGERPRINT_PROPERTY_NAME, fingerprint)
 
         counts = _counters(self._pipeline.result)
         if counts is None:
@@ -252,17 +257,33 @@ class _TreeFingerprintDriver(driver.FileBasedDriver):
         return exec_properties
 
 
+class ImageExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
+    """FileBasedExampleGen's spec plus `data_fingerprint`: on Kubeflow the fingerprint of the data root,
+    a parameter from components/data_fingerprint.py, so that KFP's cache key changes with the data."""
+
+    PARAMETERS = {**standard_component_specs.FileBasedExampleGenSpec.PARAMETERS,
+                  DATA_FINGERPRINT_KEY: ExecutionParameter(type=str, optional=True)}
+
+
 class ImageExampleGen(FileBasedExampleGen):
     """ExampleGen for image folders, CelebA and GOPRO layouts; every setting from the Config."""
 
+    SPEC_CLASS = ImageExampleGenSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
     DRIVER_CLASS = _TreeFingerprintDriver
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, data_fingerprint=None):
+        """`data_fingerprint`: a placeholder of DataFingerprint's output (Kubeflow), or None (local runs,
+        where the driver fingerprints the tree itself)."""
         if not config.data.root:
             raise ValueError("data.root is empty: set it to the folder that holds the images")
-        super().__init__(
-            input_base=config.data.root,
-            custom_config=make_custom_config(config),
-            output_config=_output_config(
-                [TRAIN, EVAL], config.data.train_ratio))
+        input_config = utils.make_default_input_config()
+        spec = ImageExampleGenSpec(
+            input_base=config.data.root, input_config=input_config,
+            output_config=_output_config([TRAIN, EVAL], config.data.train_ratio),
+            custom_config=make_custom_config(config), range_config=None,
+            output_data_format=example_gen_pb2.FORMAT_TF_EXAMPLE,
+            output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP,
+            data_fingerprint=data_fingerprint,
+            examples=types.Channel(type=standard_artifacts.Examples))
+        base_component.BaseComponent.__init__(self, spec=spec)

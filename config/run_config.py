@@ -29,8 +29,8 @@ from config.sections import (
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE_DATA = os.path.join(REPO_ROOT, "data", "samples")
-# Settings that say how a run is watched, not what it trains: not part of its identity.
-_NOT_IDENTITY = ("checkpoint_root", "log_every", "image_every", "checkpoint_every")
+# Settings that say how a run is watched or started, not what it trains: not part of its identity.
+_NOT_IDENTITY = ("checkpoint_root", "log_every", "image_every", "checkpoint_every", "warm_start")
 
 
 @dataclass
@@ -84,12 +84,15 @@ class Config:
         return p if 0 < p < self.data.crop_size else self.data.crop_size
 
     @property
-    def checkpoint_dir(self) -> str:
+    def checkpoint_root(self) -> str:
+        """<train.checkpoint_root or <pipeline root>/checkpoints>/<pipeline name>: one folder per training run
+        below (models/trainer.py `training_run`)."""
         root = self.train.checkpoint_root or os.path.join(self.pipeline_root, "checkpoints")
-        return os.path.join(root, self.pipeline_name, self.fingerprint())
+        return os.path.join(root, self.pipeline_name)
 
     def fingerprint(self) -> str:
-        """Hash of what determines a training run (data, model, loss, train); keys checkpoints."""
+        """Hash of the settings that determine a training run (data, model, loss, train); with the input
+        data it identifies the run (models/trainer.py)."""
         d = self.to_dict()
         keep = {k: d[k] for k in ("task", "data", "model", "loss", "train")}
         keep["train"] = {k: v for k, v in keep["train"].items() if k not in _NOT_IDENTITY}

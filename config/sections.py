@@ -124,9 +124,13 @@ class TrainConfig:
     checkpoint_every: int = positive(200)
     log_every: int = positive(50)  # progress line (steps/s, ETA) and TensorBoard scalars
     image_every: int = positive(200)  # TensorBoard image grid (LR | bicubic | output | HR)
-    # Checkpoints outlive a failed execution: <checkpoint_root>/<pipeline>/<run identity>/.
-    # Empty: <pipeline_root>/checkpoints.
+    # Checkpoints outlive a failed execution: <checkpoint_root>/<pipeline>/<training run>/, the run
+    # identified by its settings and its input data (models/trainer.py). Empty: <pipeline_root>/checkpoints.
     checkpoint_root: str = ""
+    # Initialise the generator from the latest blessed model (locally the Trainer's base_model from a
+    # Resolver, on Kubeflow the newest version in the serving directory) when a run starts afresh;
+    # `gan-restore schedule` turns it on for scheduled retraining. A resumed run restores its checkpoint.
+    warm_start: bool = False
     # Devices: 0 = all GPUs present (MirroredStrategy for >1), CPU when there are none.
     num_gpus: int = setting(0, min=0)
 

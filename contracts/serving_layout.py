@@ -15,12 +15,13 @@ and the tests alike. Paths go through tf.io.gfile, so the base may be local or o
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import posixpath
 import time
 import uuid
-from typing import List, Tuple
+from typing import List
 
 import tensorflow as tf
 
@@ -28,8 +29,10 @@ log = logging.getLogger(__name__)
 
 SAVED_MODEL_FILE = "saved_model.pb"
 TMP_PREFIX = ".tmp-"
-# Which model a version was pushed from (assets.extra/ is where TF Serving expects, and ignores, extras).
+# Which model a version was pushed from, and which training run (and step) its weights are
+# (assets.extra/ is where TF Serving expects, and ignores, extras).
 SOURCE_FILE = posixpath.join("assets.extra", "pushed_from.txt")
+TRAINING_RUN_FILE = posixpath.join("assets.extra", "training_run.json")
 # A push copies a model in seconds; a temporary directory untouched for this long belongs to a killed one.
 STALE_TMP_S = 3600
 _RENAME_ATTEMPTS = 5
@@ -67,14 +70,29 @@ def resolve_model_dir(path: str) -> str:
     return path if is_saved_model(path) else latest_version_dir(path)
 
 
-def newest_version_source(base_dir: str) -> Tuple[str, str]:
-    """(newest version dir, the model path it was published from or "") under `base_dir`."""
-    newest = latest_version_dir(base_dir)
-    marker = _join(newest, SOURCE_FILE) if newest else ""
-    if not marker or not tf.io.gfile.exists(marker):
-        return newest, ""
-    with tf.io.gfile.GFile(marker) as f:
-        return newest, f.read().strip()
+def same_weights(model_dir: str, version_dir: str) -> bool:
+    """Whether `version_dir` already serves `model_dir`'s weights: it was published from that very path, or
+    both are the same training run at the same step (models/trainer.py writes TRAINING_RUN_FILE)."""
+    if not version_dir:
+        return False
+    if _read(_join(version_dir, SOURCE_FILE)).strip() == model_dir:
+        return True
+    run = _weights_of(model_dir)
+    return run is not None and run == _weights_of(version_dir)
+
+
+def _weights_of(model_dir: str):
+    """(training run, step) a model's weights come from, or None for a model without that record."""
+    text = _read(_join(model_dir, TRAINING_RUN_FILE))
+    record = json.loads(text) if text else {}
+    return (record["run"], record["step"]) if "run" in record and "step" in record else None
+
+
+def _read(path: str) -> str:
+    if not tf.io.gfile.exists(path):
+        return ""
+    with tf.io.gfile.GFile(path) as f:
+        return f.read()
 
 
 def next_version(base_dir: str) -> int:

@@ -203,7 +203,7 @@ class GanTrainer:
     # -- one generator step of the current phase -----------------------------------------------------
     def phase(self, step: int | None = None) -> str:
         step = int(self.step.numpy()) if step is None else step
-        return "warmup" if step < self.cfg.train.warmup_steps else "gan"
+        return "warmup" if step < self.cfg.train.warmup_steps or not self.cfg.train.gan_steps else "gan"
 
     def train_one_step(self, iterator) -> Dict[str, float]:
         """Run the current phase's updates for one generator step; returns the losses (host floats).

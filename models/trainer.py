@@ -2,24 +2,35 @@
 
     Trainer(run_fn="models.trainer.run_fn", custom_config={"config": cfg.to_json()}, ...)
 
-Training resumes from the latest checkpoint in `cfg.checkpoint_dir` (keyed by pipeline and config
-fingerprint, so it outlives the execution directory TFX gives each attempt). A NaN/Inf loss raises
-`TrainingDiverged` and nothing is exported.
+A training run is identified by its settings and its input data (`training_run`), and keeps its
+checkpoints in `<cfg.checkpoint_root>/<run>/`, outside the execution directory TFX gives each attempt:
+- resume: the same run started again (a retried or killed execution) continues from its latest
+  checkpoint; a finished one trains no step and exports the same weights;
+- retraining: new data (a new Transform output) is a new run, which starts afresh;
+- warm start (`train.warm_start`): a run that starts afresh initialises its generator from the latest
+  blessed model (`base_model`: the TFX Trainer's input, or the newest version under `warm_start_from`).
+A NaN/Inf loss raises `TrainingDiverged` and nothing is exported.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
 from typing import Sequence
 
 import tensorflow as tf
 
 from config import Config
+from contracts import serving_layout
 from models import train_data
 from models.gan_loop import GanTrainer, Progress, TrainingDiverged, format_eta
 from models.train_summaries import GRID_IMAGES, Summaries
 
 log = logging.getLogger(__name__)
 CHECKPOINTS_KEPT = 3
+# custom_config key naming a serving base whose newest version is the warm start (Kubeflow: no Resolver).
+WARM_START_FROM = "warm_start_from"
 
 
 def run_fn(fn_args) -> None:
@@ -29,27 +40,49 @@ def run_fn(fn_args) -> None:
     custom = fn_args.custom_config or {}
     if "config" not in custom:
         raise ValueError("the Trainer needs custom_config={'config': cfg.to_json()} (pipeline/pipeline.py)")
+    base_model = fn_args.base_model or serving_layout.latest_version_dir(custom.get(WARM_START_FROM, ""))
     train_and_export(Config.from_json(custom["config"]), train_files=fn_args.train_files,
                      eval_files=fn_args.eval_files, transform_output=fn_args.transform_output,
-                     model_run_dir=fn_args.model_run_dir, serving_model_dir=fn_args.serving_model_dir)
+                     model_run_dir=fn_args.model_run_dir, serving_model_dir=fn_args.serving_model_dir,
+                     base_model=base_model or "")
+
+
+def training_run(cfg: Config, train_files: Sequence[str], eval_files: Sequence[str]) -> str:
+    """The identity of a training run: its settings (`Config.fingerprint`) and its input data, the
+    transformed examples it reads, by location. TFX writes every new Transform output to a new URI and
+    hands a retried or resumed execution the same one, so new data is a new run and a retry is not."""
+    where = lambda p: p if "://" in p else os.path.abspath(p)  # noqa: E731
+    data = [where(p) for p in sorted(train_files)] + ["--"] + [where(p) for p in sorted(eval_files)]
+    return hashlib.sha256("\n".join([cfg.fingerprint(), *data]).encode()).hexdigest()[:16]
 
 
 def train_and_export(cfg: Config, train_files: Sequence[str], eval_files: Sequence[str], transform_output: str | None,
-                     model_run_dir: str, serving_model_dir: str, strategy: tf.distribute.Strategy | None = None) -> str:
+                     model_run_dir: str, serving_model_dir: str, strategy: tf.distribute.Strategy | None = None,
+                     base_model: str = "") -> str:
     """Train (or resume) to `warmup_steps + gan_steps` generator steps, then export the generator."""
     from models.export import export_generator
     from models.networks import generator_size_multiple
 
     t = cfg.train
+    run = training_run(cfg, train_files, eval_files)
+    checkpoint_dir = os.path.join(cfg.checkpoint_root, run)
     trainer = GanTrainer(cfg, strategy)  # fails here, before any step, on a missing VGG weights file
-    log.info("strategy %s with %d replica(s), precision %s, global batch %d, checkpoints in %s",
-             type(trainer.strategy).__name__, trainer.strategy.num_replicas_in_sync, trainer.policy,
-             t.batch_size, cfg.checkpoint_dir)
-    manager = tf.train.CheckpointManager(trainer.checkpoint, cfg.checkpoint_dir, max_to_keep=CHECKPOINTS_KEPT)
+    log.info("training run %s: strategy %s with %d replica(s), precision %s, global batch %d, checkpoints in %s",
+             run, type(trainer.strategy).__name__, trainer.strategy.num_replicas_in_sync, trainer.policy,
+             t.batch_size, checkpoint_dir)
+    manager = tf.train.CheckpointManager(trainer.checkpoint, checkpoint_dir, max_to_keep=CHECKPOINTS_KEPT)
+    warm_from = ""
     if manager.latest_checkpoint:
         trainer.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
         log.info("resumed from %s at step %d (%s phase)", manager.latest_checkpoint, int(trainer.step.numpy()),
                  trainer.phase())
+    elif t.warm_start and base_model:
+        from models.warm_start import load_generator
+
+        load_generator(trainer.generator, cfg, base_model)
+        warm_from = base_model
+    elif t.warm_start:
+        log.info("train.warm_start: no blessed model yet, this run starts from its initial weights")
     start, total = int(trainer.step.numpy()), trainer.total_steps
 
     spec = train_data.feature_spec(transform_output)
@@ -57,6 +90,9 @@ def train_and_export(cfg: Config, train_files: Sequence[str], eval_files: Sequen
     iterator = iter(trainer.strategy.experimental_distribute_dataset(dataset))
     summaries = Summaries(model_run_dir, cfg, trainer.generator,
                           *train_data.fixed_batch(train_data.expand_files(eval_files), spec, GRID_IMAGES))
+    if warm_from:
+        log.info("warm start from %s: eval PSNR-Y %.2f dB at step 0", warm_from,
+                 summaries.validation(0, with_images=True))
     progress = Progress(start, total)
     step = start
     try:
@@ -84,5 +120,15 @@ def train_and_export(cfg: Config, train_files: Sequence[str], eval_files: Sequen
         summaries.close()
 
     export_generator(trainer.generator, serving_model_dir, cfg, size_multiple=generator_size_multiple(cfg))
-    log.info("exported the generator to %s", serving_model_dir)
+    write_training_run(serving_model_dir, run, step, warm_from)
+    log.info("exported the generator of run %s at step %d to %s", run, step, serving_model_dir)
     return serving_model_dir
+
+
+def write_training_run(model_dir: str, run: str, step: int, warm_from: str) -> None:
+    """The exported model says which run (and step) it is the weights of: a Pusher need not publish the
+    same weights twice (a rerun that resumed a finished run)."""
+    path = os.path.join(model_dir, serving_layout.TRAINING_RUN_FILE)
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    with tf.io.gfile.GFile(path, "w") as f:
+        f.write(json.dumps({"run": run, "step": int(step), "warm_start_from": warm_from}, sort_keys=True))

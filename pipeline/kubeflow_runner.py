@@ -6,9 +6,13 @@ object storage, the cluster's Beam arguments, and `train.num_gpus` = the Trainer
 Trainer's run_fn uses MirroredStrategy when it is more than one). Then:
 - every component gets CPU/memory (`kubeflow.component_*`; the Trainer `kubeflow.trainer_*` and
   `kubeflow.trainer_gpus` x nvidia.com/gpu) as a `ResourceSpec` platform config;
-- the Evaluator's baseline is the model currently in the serving directory (`baseline_model_dir` exec
-  property), because open-source KFP cannot run TFX Resolver nodes: the package holds none;
-- `cfg.kubeflow.image` is the image of every component (built from docker/Dockerfile).
+- the Evaluator's baseline (and, with `train.warm_start`, the Trainer's starting point) is the model
+  currently in the serving directory, because open-source KFP cannot run TFX Resolver nodes;
+- a DataFingerprint task, never cached, feeds ImageExampleGen's cache key (open-source KFP runs no
+  ExampleGen driver): unchanged data reuses every step from KFP's cache, new data runs them all;
+- every task runs `python -m pipeline.kfp_entrypoint` (TFX's entrypoint after repairing what open-source
+  KFP hands over) in `cfg.kubeflow.image` (built from docker/Dockerfile).
+docs/kubeflow.md says why.
 """
 from __future__ import annotations
 
@@ -26,23 +30,26 @@ OBJECT_STORES = ("gs://", "s3://")
 GPU_RESOURCE = "nvidia.com/gpu"
 # Where docker/Dockerfile puts this package (its WORKDIR).
 IMAGE_ROOT = "/pipeline"
+ENTRYPOINT = ["python", "-m", "pipeline.kfp_entrypoint"]
 
 
 # -- the cluster's configuration -------------------------------------------------------------------
 
-def cluster_config(cfg: Config) -> Config:
+def cluster_config(cfg: Config, local_storage: bool = False) -> Config:
     """`cfg` as the cluster runs it: object-storage locations, cluster Beam args, the Trainer's GPUs.
 
     pipeline root: `<kubeflow.pipeline_root>/<pipeline name>`; data: `kubeflow.data_root` (default
     `<kubeflow.pipeline_root>/data`); pushed models: `<kubeflow.serving_base>/<model name>` (default
-    base `<kubeflow.pipeline_root>/serving`). A non-object-storage location is a ValueError.
+    base `<kubeflow.pipeline_root>/serving`). A non-object-storage location is a ValueError, unless
+    `local_storage` (a rehearsal of the package on one machine, tests/kfp_launcher.py).
     """
     k = cfg.kubeflow
-    _require_object_storage("kubeflow.pipeline_root", k.pipeline_root)
     data_root = k.data_root or posixpath.join(k.pipeline_root, "data")
     serving_base = k.serving_base or posixpath.join(k.pipeline_root, "serving")
-    _require_object_storage("kubeflow.data_root", data_root)
-    _require_object_storage("kubeflow.serving_base", serving_base)
+    if not local_storage:
+        _require_object_storage("kubeflow.pipeline_root", k.pipeline_root)
+        _require_object_storage("kubeflow.data_root", data_root)
+        _require_object_storage("kubeflow.serving_base", serving_base)
     if k.trainer_gpus < 0:
         raise ValueError(f"kubeflow.trainer_gpus must be >= 0, got {k.trainer_gpus}")
     if not k.image:
@@ -116,17 +123,17 @@ def attach_resources(components, kcfg) -> Dict[str, Any]:
 
 # -- compile ---------------------------------------------------------------------------------------
 
-def build_cluster_pipeline(cfg: Config):
+def build_cluster_pipeline(cfg: Config, local_storage: bool = False):
     """The TFX pipeline for the cluster (cluster config, serving-dir baseline, resources attached)."""
     from tfx.dsl.components.common import resolver
 
     from pipeline import pipeline as pipeline_def
 
-    ccfg = cluster_config(cfg)
+    ccfg = cluster_config(cfg, local_storage)
     if not ccfg.kubeflow.baseline_from_serving_dir:
         raise ValueError("kubeflow.baseline_from_serving_dir=false leaves no baseline route on open-source KFP "
                          "(it cannot run Resolver nodes)")
-    tfx_pipeline = pipeline_def.create_pipeline(ccfg, baseline="serving_dir", local_metadata=False)
+    tfx_pipeline = pipeline_def.create_pipeline(ccfg, target="kubeflow")
     resolvers = [c.id for c in tfx_pipeline.components if isinstance(c, resolver.Resolver)]
     if resolvers:  # open-source KFP would fail the run at that task
         raise ValueError(f"Resolver nodes cannot run on open-source KFP: {resolvers}")
@@ -145,20 +152,26 @@ def relocate_repo_paths(components) -> None:
                 c.exec_properties[key] = posixpath.join(IMAGE_ROOT, value[len(prefix):])
 
 
-def compile_pipeline(cfg: Config, output: str | None = None) -> str:
-    """Compile `create_pipeline(cfg)` for Kubeflow Pipelines v2; returns the package (.yaml) path."""
+def compile_pipeline(cfg: Config, output: str | None = None, local_storage: bool = False) -> str:
+    """Compile `create_pipeline(cfg)` for Kubeflow Pipelines v2; returns the package (.yaml) path.
+    `local_storage`: allow local paths for the cluster's locations (a rehearsal on one machine)."""
     from tfx import version
     from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner as v2
 
+    from pipeline.pipeline import DATA_FINGERPRINT_ID
+
     path = package_path(cfg, output)
-    ccfg, tfx_pipeline = build_cluster_pipeline(cfg)
+    ccfg, tfx_pipeline = build_cluster_pipeline(cfg, local_storage)
     runner = v2.KubeflowV2DagRunner(
-        config=v2.KubeflowV2DagRunnerConfig(default_image=cfg.kubeflow.image, use_pipeline_spec_2_1=True),
+        config=v2.KubeflowV2DagRunnerConfig(default_image=cfg.kubeflow.image, default_commands=ENTRYPOINT,
+                                            use_pipeline_spec_2_1=True),
         output_dir=os.path.dirname(path), output_filename=os.path.basename(path))
     job = runner.run(tfx_pipeline, write_out=False)
     spec = job["pipelineSpec"]
     _complete_resources(spec, {c.id: c.platform_config for c in tfx_pipeline.components
                                if getattr(c, "platform_config", None) is not None})
+    _wire_output_parameters(spec)
+    _never_cache(spec, DATA_FINGERPRINT_ID)
     # The YAML form keeps only the PipelineSpec (not the runtime config that holds the root): make
     # the object-storage root the package's default, so a run started from the UI lands there too.
     spec["defaultPipelineRoot"] = ccfg.pipeline_root
@@ -168,6 +181,22 @@ def compile_pipeline(cfg: Config, output: str | None = None) -> str:
              f"pipeline root {ccfg.pipeline_root}", path)
     log.info("compiled %s (image %s, trainer GPUs %d)", path, cfg.kubeflow.image, cfg.kubeflow.trainer_gpus)
     return path
+
+
+def _wire_output_parameters(spec: Dict[str, Any]) -> None:
+    """TFX 1.16 names the producer of a parameter taken from another task's output `<id>_task`, but the
+    task is keyed `<id>` (KFP's driver: "cannot find producer task"); name it as the task is keyed."""
+    tasks = spec["root"]["dag"]["tasks"]
+    for task in tasks.values():
+        for param in task.get("inputs", {}).get("parameters", {}).values():
+            source = param.get("taskOutputParameter")
+            if source and source["producerTask"] not in tasks and source["producerTask"].endswith("_task"):
+                source["producerTask"] = source["producerTask"][:-len("_task")]
+
+
+def _never_cache(spec: Dict[str, Any], task_name: str) -> None:
+    """KFP caches every task of a TFX package compiled with caching on; this one must run every time."""
+    spec["root"]["dag"]["tasks"][task_name]["cachingOptions"] = {}
 
 
 def _complete_resources(spec: Dict[str, Any], platform_configs: Dict[str, Any]) -> None:

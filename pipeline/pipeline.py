@@ -1,9 +1,10 @@
 """The pipeline definition: `create_pipeline(cfg)`, the same graph for local runs and Kubeflow.
 
-    ImageExampleGen -> StatisticsGen -> SchemaGen (ImportSchemaGen when a schema is checked in)
-        -> ExampleValidator
+    [DataFingerprint: Kubeflow only] -> ImageExampleGen -> StatisticsGen
+        -> SchemaGen (ImportSchemaGen when a schema is checked in) -> ExampleValidator
         -> Transform (models.preprocessing.preprocessing_fn: decode -> crop -> degrade)
-        -> Trainer (models.trainer.run_fn: pixel warm-up, then the GAN phase)
+        -> [Resolver: the latest blessed model, local only]
+        -> Trainer (models.trainer.run_fn: pixel warm-up, then the GAN phase; warm start optional)
         -> ImageEvaluator (PSNR/SSIM gate; baseline: the latest blessed model) -> Pusher (atomic)
 
 Every setting comes from the one `Config`; components that run our code get it as
@@ -22,26 +23,28 @@ from config import REPO_ROOT, Config
 PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
 RUN_FN = "models.trainer.run_fn"
 RESOLVER_ID = "latest_blessed_model_resolver"
+DATA_FINGERPRINT_ID = "DataFingerprint"
 # Where a checked-in schema for a data layout would live (pipeline/schema_<layout>.pbtxt). When there
 # is one, ImportSchemaGen replaces SchemaGen: the schema is reviewed, not re-inferred every run.
 SCHEMA_DIR = os.path.join(REPO_ROOT, "pipeline")
-# Baseline for the Evaluator: "resolver" (a Resolver node, local runs) or "serving_dir" (the newest
-# version under cfg.serving_dir; for open-source KFP, which cannot run Resolver nodes).
-BASELINES = ("resolver", "serving_dir")
+# Where the pipeline runs. "local" (BeamDagRunner): the latest blessed model comes from a Resolver node
+# (the Evaluator's baseline, the Trainer's warm start) and ImageExampleGen's driver fingerprints the data.
+# "kubeflow" (open-source KFP runs neither Resolver nodes nor ExampleGen drivers): the latest blessed model
+# is the newest version in cfg.serving_dir, and a DataFingerprint task feeds ImageExampleGen's cache key.
+TARGETS = ("local", "kubeflow")
 
 
-def create_pipeline(cfg: Config, components: Iterable | Dict | None = None, baseline: str = "resolver",
-                    local_metadata: bool = True):
+def create_pipeline(cfg: Config, components: Iterable | Dict | None = None, target: str = "local"):
     """The TFX pipeline for `cfg`: name, root, sqlite metadata, Beam args and caching from the config.
 
     `components`: the nodes to run (a list, or the dict of `create_components`), e.g. a prefix of it;
-    default all of them. `local_metadata=False` (Kubeflow, whose backend keeps the metadata): no
-    sqlite config, which would create its directory under an object-storage root at compile time.
+    default all of them. On Kubeflow (whose backend keeps the metadata) there is no sqlite config,
+    which would create its directory under an object-storage root at compile time.
     """
     from tfx import v1 as tfx
 
     if components is None:
-        components = create_components(cfg, baseline=baseline)
+        components = create_components(cfg, target=target)
     if isinstance(components, dict):
         components = list(components.values())
     return tfx.dsl.Pipeline(
@@ -50,21 +53,26 @@ def create_pipeline(cfg: Config, components: Iterable | Dict | None = None, base
         components=list(components),
         enable_cache=cfg.enable_cache,
         metadata_connection_config=(tfx.orchestration.metadata.sqlite_metadata_connection_config(cfg.metadata_path)
-                                    if local_metadata else None),
+                                    if target == "local" else None),
         beam_pipeline_args=list(cfg.beam_args),
     )
 
 
-def create_components(cfg: Config, baseline: str = "resolver") -> OrderedDict[str, object]:
+def create_components(cfg: Config, target: str = "local") -> OrderedDict[str, object]:
     """The pipeline's nodes in run order (every prefix is a runnable pipeline), keyed by short name."""
     from tfx import v1 as tfx
 
+    from components.data_fingerprint import DataFingerprint
     from components.image_example_gen import ImageExampleGen
 
-    if baseline not in BASELINES:
-        raise ValueError(f"baseline must be one of {BASELINES}, got {baseline!r}")
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
     c: OrderedDict[str, object] = OrderedDict()
-    c["example_gen"] = ImageExampleGen(config=cfg.view(*CONFIG_VIEWS["example_gen"]))
+    fingerprint = None
+    if target == "kubeflow":
+        c["data_fingerprint"] = DataFingerprint(data_root=cfg.data.root).with_id(DATA_FINGERPRINT_ID)
+        fingerprint = c["data_fingerprint"].future_value()
+    c["example_gen"] = ImageExampleGen(config=cfg.view(*CONFIG_VIEWS["example_gen"]), data_fingerprint=fingerprint)
     c["statistics_gen"] = tfx.components.StatisticsGen(examples=c["example_gen"].outputs["examples"])
     schema_file = checked_in_schema(cfg)
     if schema_file:
@@ -76,6 +84,15 @@ def create_components(cfg: Config, baseline: str = "resolver") -> OrderedDict[st
     c["example_validator"] = tfx.components.ExampleValidator(
         statistics=c["statistics_gen"].outputs["statistics"], schema=schema)
     c["transform"] = transform_component(cfg, c["example_gen"].outputs["examples"], schema)
+    trainer_config, warm_start = custom_config(cfg, "trainer"), {}
+    if target == "local":
+        c["resolver"] = latest_blessed_model_resolver()
+        if cfg.train.warm_start:
+            warm_start = {"base_model": c["resolver"].outputs["model"]}
+    elif cfg.train.warm_start:
+        from models.trainer import WARM_START_FROM
+
+        trainer_config[WARM_START_FROM] = cfg.serving_dir
     c["trainer"] = tfx.components.Trainer(
         run_fn=RUN_FN,
         examples=c["transform"].outputs["transformed_examples"],
@@ -83,9 +100,20 @@ def create_components(cfg: Config, baseline: str = "resolver") -> OrderedDict[st
         schema=schema,
         train_args=tfx.proto.TrainArgs(num_steps=train_steps(cfg)),
         eval_args=tfx.proto.EvalArgs(num_steps=eval_steps(cfg)),
-        custom_config=custom_config(cfg, "trainer"))
-    c.update(evaluation_components(cfg, c["transform"], c["trainer"], baseline))
+        custom_config=trainer_config, **warm_start)
+    c.update(evaluation_components(cfg, c["transform"], c["trainer"], c.get("resolver")))
     return c
+
+
+def latest_blessed_model_resolver():
+    """Resolver(LatestBlessedModelStrategy): the model the gate compares with and a warm start begins from."""
+    from tfx import v1 as tfx
+
+    return tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id(RESOLVER_ID)
 
 
 def transform_component(cfg: Config, examples, schema):
@@ -101,21 +129,15 @@ def transform_component(cfg: Config, examples, schema):
                                     custom_config=custom_config(cfg, "transform"), disable_statistics=True)
 
 
-def evaluation_components(cfg: Config, transform, trainer, baseline: str) -> OrderedDict[str, object]:
-    """The gate and the push: [Resolver (latest blessed model)], ImageEvaluator, Pusher (atomic)."""
-    from tfx import v1 as tfx
-
+def evaluation_components(cfg: Config, transform, trainer, resolver=None) -> OrderedDict[str, object]:
+    """The gate and the push: ImageEvaluator (baseline: the resolver's model, else the newest version in
+    the serving directory), Pusher (atomic)."""
     from components.atomic_pusher import make_pusher
     from components.image_evaluator import ImageEvaluator
 
     c: OrderedDict[str, object] = OrderedDict()
-    if baseline == "resolver":
-        c["resolver"] = tfx.dsl.Resolver(
-            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-        ).with_id(RESOLVER_ID)
-        baseline_kwargs = {"baseline_model": c["resolver"].outputs["model"]}
+    if resolver is not None:
+        baseline_kwargs = {"baseline_model": resolver.outputs["model"]}
     else:
         baseline_kwargs = {"baseline_model_dir": cfg.serving_dir}
     c["evaluator"] = ImageEvaluator(

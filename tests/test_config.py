@@ -45,7 +45,8 @@ def test_fingerprint_ignores_logging_cadence_but_not_training_settings():
     cfg = preset("tiny")
     assert cfg.override({"train.log_every": 3}).fingerprint() == cfg.fingerprint()
     assert cfg.override({"train.lr_gen": 0.5}).fingerprint() != cfg.fingerprint()
-    assert cfg.checkpoint_dir.endswith(cfg.fingerprint())
+    assert cfg.override({"train.warm_start": True}).fingerprint() == cfg.fingerprint()  # how a run starts
+    assert cfg.checkpoint_root.endswith(cfg.pipeline_name)
 
 
 @pytest.mark.parametrize("bad, message", [

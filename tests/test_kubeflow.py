@@ -20,7 +20,6 @@ IMAGE = "registry.example.com/ml/gan-restoration:test"
 CLUSTER_BEAM_ARGS = ("--runner=PortableRunner", "--job_endpoint=flink-jobserver.flink:8099",
                      "--environment_type=EXTERNAL", "--environment_config=localhost:50000")
 TRAINER_GPUS = 2
-V2_COMMAND = ["python", "-m", "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"]
 
 
 def _cluster_cfg(task):
@@ -81,7 +80,7 @@ def test_trainer_requests_gpus_and_every_task_runs_the_image(compiled):
     assert trainer.resources.memory_limit == pytest.approx(32.0)  # "32G"
     for name, c in containers.items():
         assert c.image == IMAGE, name
-        assert list(c.command) == V2_COMMAND, name
+        assert list(c.command) == kubeflow_runner.ENTRYPOINT == ["python", "-m", "pipeline.kfp_entrypoint"], name
         if c is not trainer:  # ImageExampleGen included (TFX leaves its resources out; we add them)
             assert c.resources.cpu_limit == cfg.kubeflow.component_cpu, name
             assert c.resources.memory_limit == pytest.approx(8.0), name
@@ -96,7 +95,7 @@ def test_trainer_config_has_cluster_gpus_and_object_storage(compiled):
     trainer_cfg = Config.from_json(custom["config"])
     assert trainer_cfg.train.num_gpus == TRAINER_GPUS  # > 1: MirroredStrategy in the run_fn
     assert trainer_cfg.data.root == "s3://ml-bucket/gan/data"
-    assert trainer_cfg.checkpoint_dir.startswith("s3://ml-bucket/gan/")
+    assert trainer_cfg.checkpoint_root.startswith("s3://ml-bucket/gan/")
     assert trainer_cfg.task == cfg.task
 
 
@@ -220,3 +219,48 @@ def _spec_json(spec):
     from google.protobuf import json_format
 
     return json_format.MessageToJson(spec)
+
+
+def test_ingestion_is_keyed_by_a_fingerprint_task_that_is_never_cached(compiled):
+    """Open-source KFP runs no ExampleGen driver and keys its cache by inputs: the data's fingerprint
+    reaches ImageExampleGen as a parameter from a task that runs every time (docs/kubeflow.md)."""
+    _, _, spec = compiled
+    tasks = json.loads(_spec_json(spec))["root"]["dag"]["tasks"]
+    assert tasks["DataFingerprint"].get("cachingOptions", {}).get("enableCache") is not True
+    assert all(t["cachingOptions"]["enableCache"] for name, t in tasks.items() if name != "DataFingerprint")
+    source = tasks["ImageExampleGen"]["inputs"]["parameters"]["data_fingerprint"]["taskOutputParameter"]
+    assert source == {"producerTask": "DataFingerprint", "outputParameterKey": "fingerprint"}  # not "_task"
+    assert "DataFingerprint" in tasks["ImageExampleGen"]["dependentTasks"]
+
+
+def test_warm_start_on_kubeflow_reads_the_serving_directory(tmp_path):
+    from models.trainer import WARM_START_FROM
+
+    cfg = _cluster_cfg("sr").override({"train.warm_start": True})
+    spec = kubeflow_runner.load_package(kubeflow_runner.compile_pipeline(cfg, str(tmp_path / "p.yaml")))
+    custom = json.loads(kubeflow_runner.task_parameters(spec, _trainer_task(spec))["custom_config"])
+    assert custom[WARM_START_FROM] == "gs://models-bucket/serving/srgan"
+    assert "base_model" not in spec.root.dag.tasks[_trainer_task(spec)].inputs.artifacts
+
+
+def test_the_entrypoint_repairs_what_open_source_kfp_hands_over():
+    """Upstream artifacts arrive with an empty type (the KFP driver keeps no schema in ML Metadata) and
+    KFP >= 2.5 adds an executor-logs output: the entrypoint fills the one and drops the other."""
+    from pipeline import kfp_entrypoint
+
+    schema = "title: tfx.Examples\ntype: object\n"
+    executor_input = {
+        "inputs": {"artifacts": {"examples": {"artifacts": [
+            {"name": "17", "type": {"instanceSchema": ""}, "uri": "gs://r/ExampleGen/examples"}]}}},
+        "outputs": {"artifacts": {
+            "statistics": {"artifacts": [{"type": {"instanceSchema": "title: tfx.ExampleStatistics\n"},
+                                          "uri": "gs://r/StatisticsGen/statistics"}]},
+            "executor-logs": {"artifacts": [{"type": {"schemaTitle": "system.Artifact"}, "uri": "gs://r/logs"}]}}}}
+    inputs_spec = {"artifacts": {"examples": {"artifactType": {"instanceSchema": schema}}}}
+    argv = ["--executor_class_path", "x.Executor", "--json_serialized_invocation_args", json.dumps(executor_input),
+            "--json_serialized_inputs_spec_args", json.dumps(inputs_spec), "--direct_num_workers=0"]
+    repaired = kfp_entrypoint.repair_argv(argv)
+    fixed = json.loads(repaired[3])
+    assert fixed["inputs"]["artifacts"]["examples"]["artifacts"][0]["type"] == {"instanceSchema": schema}
+    assert list(fixed["outputs"]["artifacts"]) == ["statistics"]
+    assert repaired[:3] + repaired[4:] == argv[:3] + argv[4:]

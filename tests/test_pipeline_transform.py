@@ -33,10 +33,10 @@ def test_components_in_run_order_with_config(task, tmp_path):
 
     cfg = _cfg(task, tmp_path)
     comps = pipeline_def.create_components(cfg)
-    assert list(comps) == DATA_STEPS + ["trainer", "resolver", "evaluator", "pusher"]
+    assert list(comps) == DATA_STEPS + ["resolver", "trainer", "evaluator", "pusher"]
     ids = [c.id for c in comps.values()]
-    assert ids == ["ImageExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform", "Trainer",
-                   pipeline_def.RESOLVER_ID, "ImageEvaluator", "Pusher"]
+    assert ids == ["ImageExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform",
+                   pipeline_def.RESOLVER_ID, "Trainer", "ImageEvaluator", "Pusher"]
 
     transform, trainer = comps["transform"], comps["trainer"]
     assert transform.exec_properties["preprocessing_fn"] == "models.preprocessing.preprocessing_fn"
@@ -51,6 +51,9 @@ def test_components_in_run_order_with_config(task, tmp_path):
     assert trainer.inputs["transform_graph"].producer_component_id == "Transform"
     evaluator = comps["evaluator"]
     assert evaluator.inputs["baseline_model"].producer_component_id == pipeline_def.RESOLVER_ID
+    assert "base_model" not in trainer.inputs  # warm start is off by default
+    warm = pipeline_def.create_components(cfg.override({"train.warm_start": True}))["trainer"]
+    assert warm.inputs["base_model"].producer_component_id == pipeline_def.RESOLVER_ID
     assert comps["pusher"].inputs["model_blessing"].producer_component_id == "ImageEvaluator"
 
     p = pipeline_def.create_pipeline(cfg, comps)
@@ -61,12 +64,25 @@ def test_components_in_run_order_with_config(task, tmp_path):
     assert p.metadata_connection_config.sqlite.filename_uri == cfg.metadata_path
 
 
-def test_serving_dir_baseline_has_no_resolver(tmp_path):
-    comps = pipeline_def.create_components(_cfg("sr", tmp_path), baseline="serving_dir")
-    assert "resolver" not in comps
-    assert comps["evaluator"].exec_properties["baseline_model_dir"] == _cfg("sr", tmp_path).serving_dir
-    with pytest.raises(ValueError, match="baseline"):
-        pipeline_def.create_components(_cfg("sr", tmp_path), baseline="nope")
+def test_the_kubeflow_graph_has_no_resolver_and_fingerprints_the_data_first(tmp_path):
+    import json
+
+    from models.trainer import WARM_START_FROM
+
+    cfg = _cfg("sr", tmp_path).override({"train.warm_start": True})
+    comps = pipeline_def.create_components(cfg, target="kubeflow")
+    assert list(comps)[:2] == ["data_fingerprint", "example_gen"] and "resolver" not in comps
+    assert comps["data_fingerprint"].exec_properties["data_root"] == cfg.data.root
+    from tfx.dsl.placeholder import placeholder
+
+    fingerprint = comps["example_gen"].exec_properties["data_fingerprint"]  # the task's output, at run time
+    assert isinstance(fingerprint, placeholder.Placeholder) and "DataFingerprint" in str(fingerprint.encode())
+    assert comps["evaluator"].exec_properties["baseline_model_dir"] == cfg.serving_dir
+    trainer = comps["trainer"]
+    assert "base_model" not in trainer.inputs
+    assert json.loads(trainer.exec_properties["custom_config"])[WARM_START_FROM] == cfg.serving_dir
+    with pytest.raises(ValueError, match="target"):
+        pipeline_def.create_components(cfg, target="nope")
 
 
 def test_code_edits_change_the_cache_key(tmp_path):

@@ -49,7 +49,8 @@ def test_publish_writes_a_whole_version_and_records_its_source(model_dir, tmp_pa
             src = os.path.join(sub, f)
             with open(src, "rb") as a, open(os.path.join(first, os.path.relpath(src, model_dir)), "rb") as b:
                 assert a.read() == b.read(), f
-    assert serving_layout.newest_version_source(base) == (first, model_dir)
+    assert serving_layout.same_weights(model_dir, first)  # published from that very path
+    assert not serving_layout.same_weights(str(tmp_path), first) and not serving_layout.same_weights(model_dir, "")
     second = serving_layout.publish(model_dir, base)
     assert int(os.path.basename(second)) > int(os.path.basename(first))
     assert serving_layout.publish(model_dir, base, version=7) == os.path.join(base, "7")
@@ -70,3 +71,20 @@ def test_a_killed_push_leaves_a_temporary_directory_the_next_push_removes(model_
         serving_layout.publish(model_dir, str(base))
     assert not stale.exists() and fresh.exists()  # a push that may still be running is left alone
     assert any(f"removed {stale}" in r.getMessage() for r in caplog.records)
+
+
+def test_same_weights_by_training_run(model_dir, tmp_path):
+    import json
+
+    def copy_with_run(name, run, step):
+        path = tmp_path / name
+        shutil.copytree(model_dir, path)
+        (path / "assets.extra").mkdir(exist_ok=True)
+        (path / serving_layout.TRAINING_RUN_FILE).write_text(json.dumps({"run": run, "step": step}))
+        return str(path)
+
+    served = serving_layout.publish(copy_with_run("a", "r1", 40), str(tmp_path / "srgan"))
+    assert serving_layout.same_weights(copy_with_run("b", "r1", 40), served)  # a rerun's re-export
+    assert not serving_layout.same_weights(copy_with_run("c", "r1", 30), served)
+    assert not serving_layout.same_weights(copy_with_run("d", "r2", 40), served)
+    assert not serving_layout.same_weights(model_dir, served)  # no run marker, another path

@@ -11,7 +11,7 @@ from PIL import Image
 
 from models import train_data
 from models.gan_loop import PhaseSchedule, TrainingDiverged
-from models.trainer import train_and_export
+from models.trainer import train_and_export, training_run
 
 
 def _run(data, tmp_path, task_cfg, name="run"):
@@ -138,7 +138,9 @@ def test_deblur_training_run_exports_a_model_for_any_size(transformed_deblur, tm
                                       "train.mixed_precision": True,
                                       "train.checkpoint_root": str(tmp_path / "ckpt")})
     model_dir, logs = _run_tfx_trainer(transformed_deblur, tmp_path, cfg)
-    assert tf.train.latest_checkpoint(cfg.checkpoint_dir).endswith("ckpt-4")
+    run_dir = os.path.join(cfg.checkpoint_root, training_run(cfg, transformed_deblur.train_files,
+                                                             transformed_deblur.eval_files))
+    assert tf.train.latest_checkpoint(run_dir).endswith("ckpt-4")
     tags = set()
     for f in tf.io.gfile.glob(os.path.join(logs, "events.out.tfevents.*")):
         for event in tf.compat.v1.train.summary_iterator(f):

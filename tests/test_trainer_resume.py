@@ -12,6 +12,7 @@ import pytest
 from fixtures_data import fixture_config
 from PIL import Image
 
+from models.trainer import training_run
 from serving.server_process import LogWatcher
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -42,6 +43,8 @@ def test_killed_training_resumes_from_checkpoint_and_exports(transformed_sr, tmp
     cfg_path.write_text(cfg.to_json())
     out = tmp_path / "out"
     cmd = _command(transformed_sr, cfg_path, out)
+    checkpoint_dir = os.path.join(cfg.checkpoint_root, training_run(cfg, transformed_sr.train_files,
+                                                                    transformed_sr.eval_files))
 
     # First attempt: SIGKILL once the trainer reports a GAN-phase checkpoint saved (the phase must survive
     # the restart). Its "checkpoint <path>" line comes after the checkpoint state file names it.
@@ -52,7 +55,7 @@ def test_killed_training_resumes_from_checkpoint_and_exports(transformed_sr, tmp
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    killed_at = int(tf.train.latest_checkpoint(cfg.checkpoint_dir).rsplit("-", 1)[1])
+    killed_at = int(tf.train.latest_checkpoint(checkpoint_dir).rsplit("-", 1)[1])
     assert killed_at >= int(saved.group(1))  # a later one may have been saved before the kill
     assert WARMUP < killed_at < WARMUP + GAN, "the first attempt was not stopped mid-way"
     assert not (out / "model" / "saved_model.pb").exists()
@@ -63,7 +66,7 @@ def test_killed_training_resumes_from_checkpoint_and_exports(transformed_sr, tmp
     assert re.search(rf"resumed from \S+ckpt-{killed_at} at step {killed_at} \(gan phase\)", second.stderr)
     logged = [int(s) for s in re.findall(r"step (\d+)/\d+ \[", second.stderr)]
     assert logged and logged[0] > killed_at and logged[-1] == WARMUP + GAN  # the step count continues
-    assert _checkpoint_steps(cfg.checkpoint_dir)[-1] == WARMUP + GAN
+    assert _checkpoint_steps(checkpoint_dir)[-1] == WARMUP + GAN
 
     served = tf.saved_model.load(str(out / "model"))
     png = io.BytesIO()
