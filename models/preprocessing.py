@@ -8,8 +8,9 @@ the GOPRO layout only, `blur` (the real blurred frame, same size). Output, one e
     id           bytes     as ingested
     target       bytes     PNG, uint8 `data.crop_size` square: HR (SR) or sharp (deblur)
     degraded     bytes     PNG: SR -> LR `crop_size / scale` by MATLAB-style antialiased bicubic;
-                           deblur -> the aligned crop of the real blurred frame, or (sharp-only data)
-                           the crop blurred by a synthetic camera-trajectory motion blur
+                           deblur -> the aligned crop of the real blurred frame, or (a sharp-only
+                           example, whose `blur` is absent or empty) the crop blurred by a synthetic
+                           camera-trajectory motion blur
     target_mean  float[3]  only with `data.dataset_mean`: per-channel mean in [0, 1] of the *training*
                            split's targets (a full-pass analyzer)
 
@@ -83,13 +84,19 @@ def make_pair(example_id, image_bytes, blur_bytes, cfg: Config):
         lr = degrade.imresize(images.tf_to_float(target), 1.0 / cfg.model.scale)
         return target, images.tf_to_uint8(lr)
 
-    if blur_bytes is not None:
+    if blur_bytes is None:
+        return target, synthetic_blur(image, offset, crop, blur_seed, cfg)
+
+    def real_blur():
         blurred = images.tf_decode_rgb8(blur_bytes)
         tf.debugging.assert_equal(
             tf.shape(blurred), tf.shape(image),
             message=tf.strings.format("blur and sharp frames differ in size for id {}", example_id))
-        return target, _crop(blurred, offset, crop)
-    return target, synthetic_blur(image, offset, crop, blur_seed, cfg)
+        return _crop(blurred, offset, crop)
+
+    # A data set may mix real pairs with sharp-only frames (no `blur`: an empty value), blurred here.
+    return target, tf.cond(tf.strings.length(blur_bytes) > 0, real_blur,
+                           lambda: synthetic_blur(image, offset, crop, blur_seed, cfg))
 
 
 def _decode_and_place(example_id, image_bytes, cfg: Config):
@@ -137,11 +144,13 @@ def _config(custom_config) -> Config:
 def _scalar_strings(x, name):
     """A batch of one string per example as a [N] tensor, whatever the schema made of the feature.
 
-    With SchemaGen's inferred shapes a feature arrives as [N, 1]; without them as a SparseTensor; from
-    a hand-written FixedLenFeature([]) as [N].
+    With SchemaGen's inferred shapes a feature arrives as [N, 1]; without them (or an optional feature,
+    such as `blur` in a data set that mixes pairs and sharp-only frames) as a SparseTensor, where a
+    missing value becomes ""; from a hand-written FixedLenFeature([]) as [N].
     """
     if isinstance(x, tf.SparseTensor):
-        x = tf.sparse.to_dense(x, default_value="")
+        # [N, 1] even when no example of this batch has a value (the dense shape would be [N, 0]).
+        x = tf.sparse.to_dense(tf.sparse.reset_shape(x, tf.stack([x.dense_shape[0], 1])), default_value="")
     if x.shape.rank == 2:
         tf.debugging.assert_equal(tf.shape(x)[1], 1, message=f"feature {name!r} must hold one value per example")
         x = x[:, 0]

@@ -216,3 +216,19 @@ def test_image_smaller_than_crop_is_a_clear_error(sr_cfg):
 def test_preprocessing_fn_requires_the_config():
     with pytest.raises(ValueError, match="custom_config"):
         preprocessing.preprocessing_fn({"id": tf.constant(["a"]), "image": tf.constant([b""])}, {})
+
+
+def test_deblur_mixes_real_pairs_and_sharp_only_frames(deblur_cfg):
+    """One data set with real pairs and sharp-only frames (no `blur`): the former keep their real blur,
+    the latter are blurred synthetically, in the same batch."""
+    sharp = sample_images.mosaic(2, 2)
+    real = sample_images.blurred(sharp, seed=5)
+    records = [_example("scene/real", images.encode_png(sharp), images.encode_png(real)),
+               _example("photos/sharp_only", images.encode_png(sharp))]
+    out = run_transform(deblur_cfg, records, names=("id", "image", "blur"), fixed_shape=False)
+    seed, _ = preprocessing.example_seeds(tf.constant("scene/real"), deblur_cfg)
+    y, x = (int(v) for v in preprocessing.crop_offset(sharp.shape[0], sharp.shape[1], seed, deblur_cfg))
+    np.testing.assert_array_equal(_decode(out["scene/real"]["degraded"]), real[y:y + CROP, x:x + CROP])
+    target, degraded = _decode(out["photos/sharp_only"]["target"]), _decode(out["photos/sharp_only"]["degraded"])
+    assert not np.array_equal(degraded, target)
+    assert _gradient_energy(degraded) < _gradient_energy(target)  # blurred here, not copied
