@@ -1,14 +1,13 @@
 """The embedded sample set (data/samples, data/PROVENANCE.md, data/make_samples.py) and the CelebA /
 GOPRO layout script (data/prepare_dataset.py) on tiny fakes of each download built from the samples."""
-import importlib.util
 import os
 import re
 import shutil
-import sys
 import zipfile
 
 import numpy as np
 import pytest
+import sample_images
 from PIL import Image
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -16,17 +15,8 @@ DATA = os.path.join(REPO_ROOT, "data")
 SAMPLES = os.path.join(DATA, "samples")
 
 
-def _load(name):
-    """data/ is not a package (its scripts run as files); load one by path."""
-    spec = importlib.util.spec_from_file_location(f"data_{name}", os.path.join(DATA, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
-    return module
-
-
-prep = _load("prepare_dataset")
-make_samples = _load("make_samples")
+prep = sample_images.data_script("prepare_dataset")
+make_samples = sample_images.data_script("make_samples")
 
 
 # -- the embedded sample set -----------------------------------------------------------------------------
