@@ -58,7 +58,8 @@ def main(argv=None) -> int:
     for data in pngs[:2] + jpegs[:2] + grey_pngs[:2]:  # warm-up: TF traces its decode function once
         check(data)
     rows = [
-        ("read: image_check.read_file (stat, O_NONBLOCK, fstat)", per_image_ms(image_check.read_file, paths, args.repeat)),
+        ("read: image_check.read_file (stat, O_NONBLOCK, fstat)",
+         per_image_ms(image_check.read_file, paths, args.repeat)),
         ("read: tf.io.gfile.GFile (before)", per_image_ms(gfile_read, paths, args.repeat)),
         ("check, 8-bit RGB PNG (kept; unchanged path)", per_image_ms(check, pngs, args.repeat)),
         ("check, 8-bit RGB JPEG (kept)", per_image_ms(check, jpegs, args.repeat)),

@@ -163,8 +163,8 @@ def read_file(path: str) -> bytes:
                 return f.read()
         except (OSError, tf.errors.OpError) as e:
             raise Rejected("unreadable", f"{type(e).__name__}: {e}") from None
+    regular_size(path)
     try:
-        _require_regular(os.stat(path).st_mode)
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as e:
         raise _unreadable(e) from None
@@ -176,6 +176,17 @@ def read_file(path: str) -> bytes:
         raise _unreadable(e) from None
     finally:
         os.close(fd)
+
+
+def regular_size(path: str) -> int:
+    """The size of a local regular file, from `stat` alone; raises `Rejected` for anything else (a
+    FIFO, a socket, a device, a symlink loop, a dangling symlink) without opening it."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise Rejected(*tree_walk.stat_error(e, path)) from None
+    _require_regular(st.st_mode)
+    return st.st_size
 
 
 def _require_regular(mode: int) -> None:

@@ -1,4 +1,6 @@
 """ImageExampleGen: a FileBasedExampleGen whose Beam executor turns image folders into tf.Examples.
+(About 300 lines: the component, its driver, its executor and the executor's Beam pipeline are one
+unit for TFX; the listing, the check, the shards and the ledger live in their own modules.)
 
     example_gen = ImageExampleGen(config=cfg)   # reads cfg.data.{root, layout, train_ratio, ...}
 

@@ -99,27 +99,31 @@ def _classify(entry: os.DirEntry, rel: str, ancestors: Set[Tuple[int, int]]):
     try:
         st = entry.stat(follow_symlinks=True)  # stat, never open: a FIFO is not touched
     except OSError as e:
-        if entry.is_symlink():
-            if e.errno == errno.ELOOP:
-                return Reject(printable(rel), "symlink_loop", f"symbolic link to {_target(entry)}: {_os_error(e)}")
-            if e.errno == errno.ENOENT:
-                return Reject(printable(rel), "dangling_symlink", f"symbolic link to {_target(entry)}, which does "
-                                                                  "not exist")
-        return Reject(printable(rel), "unreadable", _os_error(e))
+        return Reject(printable(rel), *stat_error(e, entry.path))
     if stat.S_ISDIR(st.st_mode):
         key = (st.st_dev, st.st_ino)
         if key in ancestors:
-            return Reject(printable(rel), "symlink_loop", f"symbolic link to {_target(entry)}, a folder above it: "
-                                                          "walking it would never end")
+            return Reject(printable(rel), "symlink_loop", f"symbolic link to {_target(entry.path)}, a folder above "
+                                                          "it: walking it would never end")
         return key
     if not stat.S_ISREG(st.st_mode):
         return Reject(printable(rel), "not_a_file", kind_of(st.st_mode))
     return FileEntry(rel, st.st_size, int(st.st_mtime_ns // 1_000_000_000))
 
 
-def _target(entry: os.DirEntry) -> str:
+def stat_error(e: OSError, path: str) -> Tuple[str, str]:
+    """(reason, detail) of a failed stat of `path`: a symlink loop, a dangling symlink, or unreadable."""
+    if os.path.islink(path):
+        if e.errno == errno.ELOOP:
+            return "symlink_loop", f"symbolic link to {_target(path)}: {_os_error(e)}"
+        if e.errno == errno.ENOENT:
+            return "dangling_symlink", f"symbolic link to {_target(path)}, which does not exist"
+    return "unreadable", _os_error(e)
+
+
+def _target(path: str) -> str:
     try:
-        return repr(printable(os.readlink(entry.path)))
+        return repr(printable(os.readlink(path)))
     except OSError:
         return "?"
 

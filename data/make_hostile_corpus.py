@@ -1,5 +1,6 @@
 """Builds a hostile data folder for ImageExampleGen: good photographs, every odd-but-valid format the
-converter handles, and every kind of bad file, each with what ingestion must make of it.
+converter handles, and every kind of bad file, each with what ingestion must make of it. (About 300
+lines in one script on purpose: each file is made on the line that states what it must yield.)
 
     python data/make_hostile_corpus.py OUT      # builds OUT/ (must not exist) and prints its table
 

@@ -135,6 +135,23 @@ def test_celeba_kaggle_folder_with_csv_partition_symlinked(tmp_path):
     assert (out / "list_eval_partition.txt").read_text().splitlines()[1] == f"{faces[1]} 1"
 
 
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("decode", [False, True])
+def test_the_check_names_what_is_no_regular_file_without_opening_it(fake_celeba, tmp_path, decode):
+    """A FIFO in the layout would block an open forever; links that never resolve would fail a stat."""
+    faces, zpath, part = fake_celeba
+    out = tmp_path / "celeba"
+    prep.layout_celeba(str(zpath), str(out), partition=str(part))
+    images = out / "img_align_celeba"
+    os.mkfifo(images / "900001.jpg")
+    os.symlink("900002.jpg", images / "900002.jpg")
+    os.symlink("nothing.jpg", images / "900003.jpg")
+    s = prep.check_celeba(str(out), decode=decode)
+    assert s.problems["not_a_file"] == ["900001.jpg (FIFO (named pipe))"]
+    assert [p.split(" ")[0] for p in s.problems["symlink_loop"]] == ["900002.jpg"]
+    assert [p.split(" ")[0] for p in s.problems["dangling_symlink"]] == ["900003.jpg"]
+
+
 def test_celeba_wrong_inputs_are_clear_errors(tmp_path, capsys):
     not_zip = tmp_path / "notes.txt"
     not_zip.write_text("hello")
