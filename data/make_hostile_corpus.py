@@ -25,6 +25,8 @@ reject reason of contracts.datasets.REASONS.
 
 chmod 000 does not stop root (CI and these machines run as root): the expectation of the two
 unreadable entries is what this user can actually do: "unreadable" where an open fails, else kept.
+(tests/test_hostile_corpus.py also reads them from a process that may not bypass file permissions:
+`setpriv --bounding-set=-dac_override,-dac_read_search`, where both are `unreadable`.)
 """
 from __future__ import annotations
 

@@ -6,9 +6,12 @@ ImageExampleGen's executor and once through a real BeamDagRunner with the compon
 Every good image is kept (and stored as Transform will read it), every bad file is in rejects.tsv
 with its reason, the counters add up, and a time bound on each test catches a hang.
 """
+import json
 import os
 import shutil
 import stat
+import subprocess
+import sys
 
 import pytest
 import sample_images
@@ -95,6 +98,36 @@ def test_listing_and_fingerprint_reject_what_is_not_a_regular_file_without_openi
         assert image_listing.tree_fingerprint(corpus.root) != fingerprint
     finally:
         os.remove(os.path.join(corpus.root, "bad", "another_fifo.png"))
+
+
+UNREADABLE_PROBE = """
+import json, sys
+from components import image_check, image_listing
+root = sys.argv[1]
+out = {r.path: r.reason for r in image_listing.scan(root, "folder", 0.8).rejects if r.path.startswith("locked")}
+try:
+    image_check.read_file(root + "/locked.png")
+    out["locked.png"] = "read"
+except image_check.Rejected as e:
+    out["locked.png"] = e.reason
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.timeout(300)
+def test_chmod_000_is_unreadable_for_a_process_that_may_not_bypass_it(corpus):
+    """Root reads chmod 000 files (the corpus expects them kept there). A process without the
+    capabilities that let root bypass file permissions (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH: dropped
+    with setpriv) sees what any other user sees: both are rejects, and the run goes on."""
+    cmd = [sys.executable, "-c", UNREADABLE_PROBE, corpus.root]
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if not setpriv:
+            pytest.skip("running as root without setpriv (util-linux): chmod 000 cannot stop this process")
+        cmd = [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--", *cmd]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads(r.stdout.strip().splitlines()[-1]) == {"locked_dir": "unreadable", "locked.png": "unreadable"}
 
 
 def test_a_file_that_vanishes_or_turns_into_a_fifo_after_the_listing_is_rejected(tmp_path):

@@ -41,6 +41,7 @@ def graph_bytes(n_files, tmp_path):
     return listing, shards, size
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_job_graph_of_200k_files_stays_under_1mb_and_does_not_grow(tmp_path):
     small_listing, _, small = graph_bytes(20, tmp_path)
