@@ -175,12 +175,21 @@ def test_folder_layout_keeps_every_good_image_and_lists_every_bad_one(messy_fold
 
     assert read_rejects(examples.uri) == bad
     # Counters are Beam's, read back from the PipelineResult onto the artifact, and logged.
-    counts = {k: examples.get_int_custom_property(k) for k in ["accepted", "converted"]
-              + [f"rejected_{r}" for r in set(bad.values())]}
-    assert counts == {"accepted": len(expected), "converted": 5, **{f"rejected_{r}": 1 for r in bad.values()}}
+    # Every file is read once but the duplicate id, which the listing rejects.
+    read = [os.path.join(root, p) for p in [f"{i}.jpg" for i in JPEG_NAMES[:4]] + [f"png/{n}.png" for n in PNG_NAMES]
+            + list(odd_paths(root)) + [p for p, r in bad.items() if r != "duplicate_id"] + ["bad/dup.jpg"]]
+    counts = {k: examples.get_int_custom_property(k) for k in ["accepted", "converted", "rejected", "files_read",
+                                                               "bytes_read"] + [f"rejected_{r}" for r in bad.values()]}
+    assert counts == {"accepted": len(expected), "converted": 5, "rejected": len(bad), "files_read": len(read),
+                      "bytes_read": sum(os.path.getsize(p) for p in read), **{f"rejected_{r}": 1 for r in bad.values()}}
     logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"{NAMESPACE} summary")]
     assert f"{NAMESPACE} summary: rejected_corrupt = 1" in logged
     assert f"{NAMESPACE} summary: accepted = {len(expected)}" in logged
+    assert f"{NAMESPACE} summary: files_read = {len(read)}" in logged
+
+
+def odd_paths(root):
+    return (os.path.relpath(p, root) for p in glob.glob(os.path.join(root, "odd", "*")))
 
 
 def test_celeba_layout_splits_as_the_partition_file_says(tmp_path):
