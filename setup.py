@@ -18,6 +18,7 @@ setup(
         "tensorflow-serving-api==2.16.1",
         "dill",  # tfx-bsl 1.16 imports it; recent Beam no longer depends on it
         "pillow",
+        "simplejpeg",  # ingestion's strict JPEG check (components/image_check.py)
         "numpy<2",
     ],
     extras_require={

@@ -13,6 +13,7 @@ import sys
 import warnings
 
 from config import ConfigError
+from config.errors import find_user_error
 
 # subcommand -> module
 COMMANDS = {
@@ -66,11 +67,16 @@ def main(argv=None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     try:
         return int(args._module.run(args) or 0)
-    except ConfigError as e:
-        if args.verbose:
+    except Exception as e:
+        # Errors the user must act on (config/errors.py) end the command with their one line, last,
+        # wherever they were raised (inside a TFX component run by Beam too); anything else is a bug
+        # and keeps its traceback.
+        user_error = find_user_error(e)
+        if user_error is None or args.verbose:
             raise
-        print(f"gan-restore {args.command}: configuration error: {e}", file=sys.stderr)
-        return 2
+        kind = "configuration error: " if isinstance(user_error, ConfigError) else ""
+        print(f"gan-restore {args.command}: {kind}{user_error}", file=sys.stderr, flush=True)
+        return 2 if isinstance(user_error, ConfigError) else 1
 
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
 """ImageExampleGen: a FileBasedExampleGen whose Beam executor turns image folders into tf.Examples.
+(About 300 lines: the component, its driver, its executor and the executor's Beam pipeline are one
+unit for TFX; the listing, the check, the shards and the ledger live in their own modules.)
 
     example_gen = ImageExampleGen(config=cfg)   # reads cfg.data.{root, layout, train_ratio, ...}
 
@@ -15,10 +17,16 @@ written uncompressed; TFX readers (tfx_bsl, Beam's ReadFromTFRecord) pick the co
 file suffix. And the order is shuffled on the file listing, before any image is read, instead of by a
 Reshuffle of the encoded images, which sends every image through the Beam runner process once more.
 
+The listing reaches the Beam pipeline as shard files (components/listing_shards.py), not inside the
+job graph, which therefore has the same size for 20 images or 200,000 (Dataflow refuses graphs over
+about 20 MB).
+
 Output features (docs/architecture.md): id, image, blur (GOPRO only), height, width, scene.
-Bad files are skipped, counted (namespace `ImageExampleGen`: `accepted`, `converted`,
-`rejected_<reason>`) and listed in `<examples uri>/rejects.tsv`; the counts are also logged, one
-line per reason, and stored as int custom properties of the Examples artifact.
+Bad files (and whatever is not a regular file: components/tree_walk.py) are skipped, counted and
+listed in `<examples uri>/rejects.tsv`. Beam counters, namespace `ImageExampleGen`: `files_read`,
+`bytes_read`, `accepted`, `converted`, `rejected` and `rejected_<reason>`; they are the progress of
+a run on a runner with a UI, and after the run they are logged, one line each, and stored as int
+custom properties of the Examples artifact.
 """
 from __future__ import annotations
 
@@ -31,7 +39,7 @@ import tensorflow as tf
 from absl import logging
 from google.protobuf import any_pb2, struct_pb2
 from tfx import types
-from tfx.components.example_gen import base_example_gen_executor, driver, utils, write_split
+from tfx.components.example_gen import base_example_gen_executor, driver, input_processor, utils, write_split
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.components.util import examples_utils
 from tfx.dsl.components.base import base_component, executor_spec
@@ -40,17 +48,20 @@ from tfx.types import artifact_utils, standard_artifacts, standard_component_spe
 from tfx.types.component_spec import ExecutionParameter
 from tfx.utils import proto_utils
 
-from components import image_check, image_listing, rejects_ledger
-from components.image_listing import Candidate, Reject
+from components import image_check, image_listing, listing_shards, rejects_ledger
+from components.image_listing import Candidate
+from components.rejects_ledger import Reject
 from config import Config
 from contracts import features
 from contracts.datasets import EVAL, TRAIN
 
 NAMESPACE = "ImageExampleGen"
-ACCEPTED, CONVERTED = "accepted", "converted"
+ACCEPTED, CONVERTED, REJECTED = "accepted", "converted", "rejected"  # counters; also rejected_<reason>
+FILES_READ, BYTES_READ = "files_read", "bytes_read"
 REJECTS_FILE = rejects_ledger.REJECTS_FILE
 _REJECTS_TAG = "rejects"
 DATA_FINGERPRINT_KEY = "data_fingerprint"
+_LISTING_DIR = "listing-tmp"  # the listing's shards, under the Examples artifact while the run lasts
 _SHUFFLE_SEED = 20240101
 
 
@@ -102,41 +113,76 @@ def make_example(cand: Candidate, image: image_check.CheckedImage,
 
 
 class _CheckAndEncode(beam.DoFn):
-    """Candidate -> (split, serialized tf.Example); Reject (pre-listed or found here) -> rejects."""
+    """Candidate -> (split, serialized tf.Example); Reject (pre-listed or found here) -> rejects.
+    Counts what it reads (files, bytes) as it goes: on a runner with a UI (Dataflow, Flink) these
+    counters are the run's progress."""
 
     def __init__(self, root: str, min_size: int, max_pixels: int):
         self._root, self._min_size, self._max_pixels = root, min_size, max_pixels
+
+    def setup(self):
+        self._files_read = beam.metrics.Metrics.counter(NAMESPACE, FILES_READ)
+        self._bytes_read = beam.metrics.Metrics.counter(NAMESPACE, BYTES_READ)
+
+    def _read(self, path: str) -> bytes:
+        data = image_check.read_file(path)
+        self._files_read.inc()
+        self._bytes_read.inc(len(data))
+        return data
 
     def process(self, item):
         if isinstance(item, Reject):
             yield from self._reject(item)
             return
         try:
-            image, blur = image_check.check_candidate(self._root, item, self._min_size, self._max_pixels)
+            image, blur = image_check.check_candidate(self._root, item, self._min_size, self._max_pixels, self._read)
         except image_check.RejectedPath as e:
             yield from self._reject(e.reject)
             return
         beam.metrics.Metrics.counter(NAMESPACE, ACCEPTED).inc()
         if image.converted or (blur is not None and blur.converted):
             beam.metrics.Metrics.counter(NAMESPACE, CONVERTED).inc()
-        yield item.split, make_example(item, image, blur).SerializeToString()
+        # deterministic: the features map in a fixed order, so a rerun writes the same bytes
+        yield item.split, make_example(item, image, blur).SerializeToString(deterministic=True)
 
     def _reject(self, reject: Reject):
-        beam.metrics.Metrics.counter(NAMESPACE, f"rejected_{reject.reason}").inc()
+        beam.metrics.Metrics.counter(NAMESPACE, REJECTED).inc()
+        beam.metrics.Metrics.counter(NAMESPACE, f"{REJECTED}_{reject.reason}").inc()
         yield beam.pvalue.TaggedOutput(_REJECTS_TAG, reject)
 
 
 @beam.ptransform_fn
-def IngestImages(pipeline: beam.Pipeline, listing: image_listing.Listing, min_size: int, max_pixels: int):
-    """Listing -> outputs `examples` ((split, serialized tf.Example)) and `rejects` (Reject)."""
-    # Shuffled here, on names (seeded: reruns write the same files), so the records need no shuffle.
+def IngestImages(pipeline: beam.Pipeline, shards: listing_shards.Shards, min_size: int, max_pixels: int):
+    """The listing's shards -> outputs `examples` ((split, serialized tf.Example)) and `rejects` (Reject)."""
+    return (pipeline
+            | "ListFiles" >> listing_shards.ReadListing(shards)
+            | "CheckAndEncode" >> beam.ParDo(_CheckAndEncode(shards.root, min_size, max_pixels)).with_outputs(
+                _REJECTS_TAG, main="examples"))
+
+
+def write_listing(listing: image_listing.Listing, directory: str) -> listing_shards.Shards:
+    """The listing as shard files, in the order images are read and written: pre-listed rejects, then
+    the candidates shuffled on names (seeded: reruns write the same files), so the records need no
+    shuffle of their own."""
     candidates = list(listing.candidates)
     random.Random(_SHUFFLE_SEED).shuffle(candidates)
-    items: List[Any] = list(listing.rejects) + candidates
-    return (pipeline
-            | "ListFiles" >> beam.Create(items)
-            | "CheckAndEncode" >> beam.ParDo(_CheckAndEncode(listing.root, min_size, max_pixels)).with_outputs(
-                _REJECTS_TAG, main="examples"))
+    return listing_shards.write(list(listing.rejects) + candidates, listing.root, directory)
+
+
+def build_pipeline(pipeline: beam.Pipeline, shards: listing_shards.Shards, split_names: List[str],
+                   examples_uri: str, min_size: int, max_pixels: int) -> None:
+    """Every step of the ingestion into `pipeline`: read the listing, check and encode every file, write
+    each split's TFRecords and rejects.tsv under `examples_uri`. Its size does not depend on the
+    number of files (tests/test_ingestion_scale.py)."""
+    out = pipeline | "IngestImages" >> IngestImages(shards, min_size, max_pixels)
+    rejects_path = os.path.join(examples_uri, REJECTS_FILE)
+    _ = (out[_REJECTS_TAG]
+         | "CollectRejects" >> beam.combiners.ToList()
+         | "WriteRejects" >> beam.Map(_write_rejects, rejects_path))
+    parts = out.examples | "BySplit" >> beam.Partition(lambda kv, _n: split_names.index(kv[0]), len(split_names))
+    for i, name in enumerate(split_names):
+        prefix = os.path.join(examples_uri, f"Split-{name}", write_split.DEFAULT_TF_RECORD_FILE_NAME)
+        _ = parts[i] | f"Records[{name}]" >> beam.Values() | f"WriteSplit[{name}]" >> beam.io.WriteToTFRecord(prefix)
 
 
 def _write_rejects(rejects: List[Reject], path: str) -> None:
@@ -146,28 +192,14 @@ def _write_rejects(rejects: List[Reject], path: str) -> None:
 
 
 class Executor(base_example_gen_executor.BaseExampleGenExecutor):
-    """Lists the layout in Do (cheap, names only), then checks, encodes and writes every image in Beam."""
+    """Lists the layout in Do (cheap, names only) into shard files, then reads, checks, encodes and
+    writes every image in Beam."""
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
         return IngestImages
 
-    def GenerateExamplesByBeam(self, pipeline: beam.Pipeline, exec_properties: Dict[str, Any]
-                               ) -> Dict[str, beam.pvalue.PCollection]:
-        # One pass over all files: the splits come from the dataset (partition file, GOPRO folders)
-        # or a hash of the id, not from per-split input globs.
-        listing = self._listing
-        out = pipeline | "IngestImages" >> self.GetInputSourceToExamplePTransform()(
-            listing, self._min_size, self._max_pixels)
-        _ = (out[_REJECTS_TAG]
-             | "CollectRejects" >> beam.combiners.ToList()
-             | "WriteRejects" >> beam.Map(_write_rejects, self._rejects_path))
-        names = listing.split_names
-        parts = out.examples | "BySplit" >> beam.Partition(lambda kv, _n: names.index(kv[0]), len(names))
-        return {name: parts[i] | f"Records[{name}]" >> beam.Values() for i, name in enumerate(names)}
-
     def _make_beam_pipeline(self):
-        # Keep the pipeline: BaseExampleGenExecutor.Do runs it in a `with` block, and Beam leaves the
-        # PipelineResult (our counters) on `pipeline.result`.
+        # Keep the pipeline: Beam leaves the PipelineResult (our counters) on `pipeline.result`.
         self._pipeline = super()._make_beam_pipeline()
         return self._pipeline
 
@@ -175,20 +207,22 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
            exec_properties: Dict[str, Any]) -> None:
         cfg = config_from_exec_properties(exec_properties)
         root = exec_properties.get(standard_component_specs.INPUT_BASE_KEY) or cfg.data.root
-        self._listing = image_listing.scan(root, cfg.data.layout, cfg.data.train_ratio)
-        self._min_size = cfg.data.min_size or cfg.data.crop_size
-        self._max_pixels = cfg.data.max_pixels
+        listing = image_listing.scan(root, cfg.data.layout, cfg.data.train_ratio)
         examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
-        self._rejects_path = os.path.join(examples.uri, REJECTS_FILE)
-        _warn_empty_splits(self._listing)
+        rejects_path = os.path.join(examples.uri, REJECTS_FILE)
+        _warn_empty_splits(listing)
+        logging.info("%s: %d candidate images and %d rejects listed under %s", NAMESPACE, len(listing.candidates),
+                     len(listing.rejects), root)
 
-        # The split names are known only now (CelebA has a test split when the partition file is there).
-        examples.split_names = artifact_utils.encode_split_names(self._listing.split_names)
+        # One pass over all files: the splits come from the dataset (partition file, GOPRO folders) or
+        # a hash of the id, not from per-split input globs; their names are known only now (CelebA has
+        # a test split when the partition file is there).
+        examples.split_names = artifact_utils.encode_split_names(listing.split_names)
+        shards = write_listing(listing, os.path.join(examples.uri, _LISTING_DIR))
         with self._make_beam_pipeline() as pipeline:
-            for name, records in self.GenerateExamplesByBeam(pipeline, exec_properties).items():
-                split_dir = artifact_utils.get_split_uri([examples], name)
-                prefix = os.path.join(split_dir, write_split.DEFAULT_TF_RECORD_FILE_NAME)
-                _ = records | f"WriteSplit[{name}]" >> beam.io.WriteToTFRecord(prefix)
+            build_pipeline(pipeline, shards, listing.split_names, examples.uri,
+                           cfg.data.min_size or cfg.data.crop_size, cfg.data.max_pixels)
+        listing_shards.remove(shards)
         examples_utils.set_payload_format(examples, exec_properties.get(
             standard_component_specs.OUTPUT_DATA_FORMAT_KEY, example_gen_pb2.FORMAT_TF_EXAMPLE))
         # TFX's name for "TFRecord files" (the only one its readers accept); they detect the
@@ -200,16 +234,15 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
 
         counts = _counters(self._pipeline.result)
         if counts is None:
-            logging.warning("%s: this runner reports no metrics; see %s for the rejects", NAMESPACE,
-                            self._rejects_path)
+            logging.warning("%s: this runner reports no metrics; see %s for the rejects", NAMESPACE, rejects_path)
             return
         for name in sorted(counts):
             examples.set_int_custom_property(name, counts[name])
-            log = logging.warning if name.startswith("rejected_") else logging.info
+            log = logging.warning if name.startswith(f"{REJECTED}_") else logging.info
             log("%s summary: %s = %d", NAMESPACE, name, counts[name])
         if not counts.get(ACCEPTED):
             raise ValueError(f"{NAMESPACE}: no usable image under {root!r}; every file is listed with its "
-                             f"reason in {self._rejects_path}")
+                             f"reason in {rejects_path}")
 
 
 def _output_config(split_names: List[str], train_ratio: float) -> example_gen_pb2.Output:
@@ -239,22 +272,33 @@ def _counters(result) -> Dict[str, int] | None:
     for c in found:
         value = c.committed if c.committed is not None else c.attempted
         counts[c.key.metric.name] = counts.get(c.key.metric.name, 0) + int(value or 0)
-    counts.setdefault(ACCEPTED, 0)
+    for name in (FILES_READ, BYTES_READ, ACCEPTED, CONVERTED, REJECTED):
+        counts.setdefault(name, 0)
     return counts
 
 
 # -- the component ---------------------------------------------------------------------------------
 
 
-class _TreeFingerprintDriver(driver.FileBasedDriver):
-    """FileBasedDriver (span/version resolution) with an input fingerprint over every file below the
-    root, so a cached run is reused only when no image was added, removed or changed."""
+class _TreeInputProcessor(input_processor.FileBasedInputProcessor):
+    """TFX's file-based span/version resolution, with the input fingerprint over every file below the
+    root (image_listing.tree_fingerprint), so a cached run is reused only when no image was added,
+    removed or changed. Without a {SPAN}/{VERSION}/date pattern there is nothing to resolve, and TFX's
+    own pass (a glob of `root/*` that stats every match) is skipped: one dangling symlink or symlink
+    loop at the top of the data folder made it abort the run."""
 
-    def resolve_exec_properties(self, exec_properties, pipeline_info, component_info):
-        exec_properties = super().resolve_exec_properties(exec_properties, pipeline_info, component_info)
-        root = exec_properties[standard_component_specs.INPUT_BASE_KEY]
-        exec_properties[utils.FINGERPRINT_PROPERTY_NAME] = image_listing.tree_fingerprint(root)
-        return exec_properties
+    def resolve_span_and_version(self):
+        if self._is_match_span or self._is_match_date or self._is_match_version:
+            return super().resolve_span_and_version()
+        return 0, None
+
+    def get_input_fingerprint(self, span, version):
+        return image_listing.tree_fingerprint(self._input_base_uri)
+
+
+class _TreeFingerprintDriver(driver.FileBasedDriver):
+    def get_input_processor(self, splits, range_config=None, input_base_uri=None):
+        return _TreeInputProcessor(input_base_uri, splits, range_config)
 
 
 class ImageExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):

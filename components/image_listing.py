@@ -1,7 +1,8 @@
 """Image ingestion's listing: the candidates of a dataset layout (contracts/datasets.py), their splits,
 the rejects visible from names alone, and the fingerprint that decides ExampleGen's caching.
 
-Plain Python over `tf.io.gfile` (local and cloud paths), run in ImageExampleGen's executor before its
+Plain Python over local and cloud paths (components/tree_walk.py: what is not a regular file, a symlink
+loop, a dangling symlink, is a reject here, never opened), run in ImageExampleGen's executor before its
 Beam pipeline and testable on its own. Files are recognised by content later (components/image_check.py):
 a text file in an image folder is rejected as `not_image`, listed and counted, never silently dropped.
 """
@@ -13,6 +14,8 @@ from typing import Dict, Iterable, List, NamedTuple, Tuple
 
 import tensorflow as tf
 
+from components import tree_walk
+from components.rejects_ledger import Reject
 from contracts import datasets
 from contracts.datasets import CELEBA_IMAGES, CELEBA_PARTITION, EVAL, GOPRO_FRAMES, GOPRO_SPLITS, TEST, TRAIN
 
@@ -25,12 +28,6 @@ class Candidate(NamedTuple):
     scene: str
     image: str  # path relative to the root (the sharp frame for GOPRO)
     blur: str | None = None  # GOPRO only
-
-
-class Reject(NamedTuple):
-    path: str  # relative to the data root
-    reason: str  # one of contracts.datasets.REASONS
-    detail: str = ""
 
 
 class Listing(NamedTuple):
@@ -63,8 +60,8 @@ def scan(root: str, layout: str, train_ratio: float) -> Listing:
     if not 0.0 < train_ratio < 1.0:
         raise ValueError(f"data.train_ratio must be in (0, 1), got {train_ratio}")
     if layout == "folder":
-        cands, rejects = _by_hash(_files_below(root, ""), train_ratio), []
-        splits = [TRAIN, EVAL]
+        paths, rejects = _files_below(root, "")
+        cands, splits = _by_hash(paths, train_ratio), [TRAIN, EVAL]
     elif layout == "celeba":
         cands, rejects, splits = _scan_celeba(root, train_ratio)
     elif layout == "gopro":
@@ -84,19 +81,11 @@ def _layout_hint(layout: str) -> str:
             "gopro": "expected {train,test}/<scene>/{blur,sharp}/*.png"}[layout]
 
 
-def _files_below(root: str, sub: str) -> List[str]:
-    """Relative paths ('/'-separated) of the non-hidden files below root/sub, sorted."""
-    top = posixpath.join(root, sub) if sub else root
-    if not tf.io.gfile.isdir(top):
-        return []
-    out = []
-    for dirpath, dirnames, filenames in tf.io.gfile.walk(top):
-        rel_dir = posixpath.relpath(dirpath.replace("\\", "/"), root.rstrip("/"))
-        if any(part.startswith(".") for part in rel_dir.split("/") if part != "."):
-            continue
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        out.extend(posixpath.normpath(posixpath.join(rel_dir, f)) for f in filenames if not f.startswith("."))
-    return sorted(out)
+def _files_below(root: str, sub: str, recursive: bool = True) -> Tuple[List[str], List[Reject]]:
+    """(relative paths of the regular non-hidden files below root/sub, sorted; the entries that are
+    not readable regular files, as rejects)."""
+    tree = tree_walk.walk(root, sub, recursive)
+    return [f.path for f in tree.files], tree.rejects
 
 
 def _strip_ext(path: str) -> str:
@@ -109,19 +98,23 @@ def _parent(path: str) -> str:
 
 
 def _by_hash(paths: Iterable[str], train_ratio: float) -> List[Candidate]:
-    return [Candidate(_strip_ext(p), hash_split(_strip_ext(p), train_ratio), _parent(p), p) for p in paths]
+    out = []
+    for p in paths:
+        example_id = _strip_ext(p)
+        out.append(Candidate(example_id, hash_split(example_id, train_ratio), _parent(p), p))
+    return out
 
 
 def _scan_celeba(root: str, train_ratio: float) -> Tuple[List[Candidate], List[Reject], List[str]]:
     if not tf.io.gfile.isdir(posixpath.join(root, CELEBA_IMAGES)):
         raise FileNotFoundError(f"data.layout=celeba: {root!r} has no {CELEBA_IMAGES}/ folder")
-    paths = _files_below(root, CELEBA_IMAGES)
+    paths, rejects = _files_below(root, CELEBA_IMAGES)
     part_path = posixpath.join(root, CELEBA_PARTITION)
     if not tf.io.gfile.exists(part_path):
-        return _by_hash(paths, train_ratio), [], [TRAIN, EVAL]
+        return _by_hash(paths, train_ratio), rejects, [TRAIN, EVAL]
     with tf.io.gfile.GFile(part_path, "r") as f:
         partition = datasets.parse_partition(f.read(), part_path)
-    cands, rejects = [], []
+    cands = []
     for p in paths:
         split = partition.get(posixpath.basename(p))
         if split is None:
@@ -136,13 +129,13 @@ def _scan_gopro(root: str) -> Tuple[List[Candidate], List[Reject]]:
         raise FileNotFoundError(f"data.layout=gopro: {root!r} has neither train/ nor test/")
     cands, rejects = [], []
     for top, split in GOPRO_SPLITS.items():
-        top_dir = posixpath.join(root, top)
-        if not tf.io.gfile.isdir(top_dir):
-            continue
-        for scene in sorted(d.rstrip("/") for d in tf.io.gfile.listdir(top_dir)):
-            if scene.startswith(".") or not tf.io.gfile.isdir(posixpath.join(top_dir, scene)):
-                continue
-            frames = {kind: _frames(root, f"{top}/{scene}/{kind}") for kind in GOPRO_FRAMES}
+        # Files beside the scene folders are not part of the layout (ignored), nor is what cannot be a folder.
+        for scene in (posixpath.basename(d) for d in tree_walk.walk(root, top, recursive=False).folders):
+            frames = {}
+            for kind in GOPRO_FRAMES:
+                paths, bad = _files_below(root, f"{top}/{scene}/{kind}", recursive=False)
+                frames[kind] = {posixpath.basename(p): p for p in paths}
+                rejects += bad
             pairs, unpaired = datasets.pair_frames(frames["blur"], frames["sharp"])
             for stem, blur, sharp in pairs:
                 cands.append(Candidate(f"{scene}/{stem}", split, scene, frames["sharp"][sharp], frames["blur"][blur]))
@@ -151,11 +144,6 @@ def _scan_gopro(root: str) -> Tuple[List[Candidate], List[Reject]]:
                 stem = posixpath.splitext(name)[0]
                 rejects.append(Reject(frames[kind][name], "unpaired", f"no {missing} frame named {stem}.*"))
     return cands, rejects
-
-
-def _frames(root: str, sub: str) -> Dict[str, str]:
-    """{file name: relative path} of the frames directly in root/sub."""
-    return {posixpath.basename(p): p for p in _files_below(root, sub) if _parent(p) == sub}
 
 
 def _drop_duplicate_ids(cands: List[Candidate]) -> Tuple[List[Candidate], List[Reject]]:
@@ -175,17 +163,18 @@ def _drop_duplicate_ids(cands: List[Candidate]) -> Tuple[List[Candidate], List[R
 
 
 def tree_fingerprint(root: str) -> str:
-    """Names, sizes and mtimes of every file below root, in the style of TFX's split fingerprints.
+    """Names, sizes and mtimes of every file below root, in the style of TFX's split fingerprints,
+    plus the names and reasons of the entries the listing rejects (a FIFO, a dangling symlink), so
+    that one appearing or going away runs ExampleGen again. Nothing is opened.
 
     TFX's FileBasedExampleGen fingerprints one glob level (`root/*`); images in sub-folders would
     then change without invalidating the cached ExampleGen run.
     """
-    paths = _files_below(root, "")
-    names = hashlib.sha256("\n".join(paths).encode("utf-8")).hexdigest()[:16]
+    files, rejects, _ = tree_walk.walk(root, "", remote_sizes=True)
+    listed = [f.path for f in files] + [f"{r.path}\t{r.reason}" for r in rejects]
+    names = hashlib.sha256("\n".join(listed).encode("utf-8")).hexdigest()[:16]
     total = xor_m = sum_m = 0
-    for p in paths:
-        st = tf.io.gfile.stat(posixpath.join(root, p))
-        mtime = int(st.mtime_nsec // 1_000_000_000)
-        total, xor_m, sum_m = total + st.length, xor_m ^ mtime, sum_m + mtime
-    return (f"tree:{root},num_files:{len(paths)},names:{names},total_bytes:{total},"
+    for f in files:
+        total, xor_m, sum_m = total + f.size, xor_m ^ f.mtime_s, sum_m + f.mtime_s
+    return (f"tree:{root},num_files:{len(files)},names:{names},total_bytes:{total},"
             f"xor_checksum:{xor_m},sum_checksum:{sum_m}")

@@ -2,19 +2,38 @@
 (contracts.datasets.REASONS), written into the Examples artifact beside the splits."""
 from __future__ import annotations
 
-from typing import Iterable, List
-
-from components.image_listing import Reject
+import os
+from typing import Iterable, List, NamedTuple
 
 REJECTS_FILE = "rejects.tsv"
 REJECTS_HEADER = "path\treason\tdetail"
 
 
+class Reject(NamedTuple):
+    """One line of the ledger."""
+
+    path: str  # relative to the data root
+    reason: str  # one of contracts.datasets.REASONS
+    detail: str = ""
+
+
+def printable(path: str) -> str:
+    """A file name as text that is valid UTF-8 and stays in one TSV column: undecodable bytes and
+    control characters (tab, newline) as \\xNN. Applying it twice changes nothing."""
+    try:
+        raw = os.fsencode(path)
+    except UnicodeEncodeError:  # a surrogate that no file system decoding made
+        raw = path.encode("utf-8", "backslashreplace")
+    text = raw.decode("utf-8", "backslashreplace")
+    return "".join(f"\\x{ord(c):02x}" if ord(c) < 32 or ord(c) == 127 else c for c in text)
+
+
 def format_rejects(rejects: Iterable[Reject]) -> str:
-    """rejects.tsv text: a header line, then one sorted line per reject (tabs/newlines in details
-    become spaces so every line stays three columns)."""
+    """rejects.tsv text: a header line, then one sorted line per reject (whitespace runs in details one
+    space, paths and details `printable`, so every line stays three columns of UTF-8)."""
     clean = lambda s: " ".join(str(s).split())
-    lines = [REJECTS_HEADER] + ["\t".join((r.path, r.reason, clean(r.detail))) for r in sorted(rejects)]
+    lines = [REJECTS_HEADER] + ["\t".join((printable(r.path), r.reason, printable(clean(r.detail))))
+                                for r in sorted(rejects)]
     return "\n".join(lines) + "\n"
 
 

@@ -11,12 +11,13 @@ import dataclasses
 import os
 
 from config import sections
+from config.errors import UserError
 
 KIND_WORDS = {"bool": "a boolean", "int": "an integer", "float": "a number", "str": "a string",
               "tuple": "a list of strings"}
 
 
-class ConfigError(ValueError):
+class ConfigError(ValueError, UserError):
     """A setting that cannot work; the message names the setting."""
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 
+from config.errors import MissingFileError
+
 # The file names Keras itself writes for `VGG16/VGG19(include_top=False, weights="imagenet")`.
 WEIGHT_FILES = {
     "vgg16": "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
@@ -33,7 +35,8 @@ def standard_locations(net: str) -> list:
 
 def resolve_weights(net: str, explicit: str = "") -> str:
     """The weights file to load: `explicit` (a file, or a folder with the standard name) when given,
-    else the first standard location that exists. Raises FileNotFoundError saying what to do."""
+    else the first standard location that exists. Raises MissingFileError (a FileNotFoundError) saying
+    what to do."""
     check_net(net)
     name = WEIGHT_FILES[net]
     if explicit:
@@ -46,7 +49,7 @@ def resolve_weights(net: str, explicit: str = "") -> str:
         for path in candidates:
             if os.path.isfile(path):
                 return path
-    raise FileNotFoundError(
+    raise MissingFileError(
         f"the perceptual loss needs the ImageNet {net.upper()} weights file {name!r}, and nothing is "
         f"downloaded at run time. Looked for: {', '.join(candidates)}. Copy the file (from "
         f"{_URL.format(net=net, file=name)}, or from ~/.keras/models of a machine where "

@@ -42,7 +42,11 @@ REASONS = {
     "size_mismatch": "GOPRO blur and sharp frames of different sizes",
     "unpartitioned": "CelebA image missing from list_eval_partition.txt",
     "duplicate_id": "two files map to one id (a.png and a.jpg in one folder)",
-    "unreadable": "the file system refused to read it",
+    "unreadable": "the file system refused to read it (permissions, I/O error, gone since the listing)",
+    "not_a_file": "not a regular file: a FIFO, a socket, a device (never opened)",
+    "symlink_loop": "a symbolic link that never resolves, or a folder link back to a folder above it",
+    "dangling_symlink": "a symbolic link to nothing",
+    "bad_name": "a file name that is not valid UTF-8 (no id can be made of it)",
 }
 
 

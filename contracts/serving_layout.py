@@ -8,7 +8,8 @@ Serving sees it. `publish` makes a new version appear whole: it copies into `<ba
 (TF Serving ignores non-numeric names), syncs every file and the directory to disk, then renames it to
 `<base>/<version>/`: one rename on a local or POSIX file system, so a version is either absent or whole,
 also after a machine crash. On object stores (gs://) a rename is a copy per object; `saved_model.pb` is
-written last there, the most those stores allow. Leftovers of killed pushes are removed by the next one.
+written last there, the most those stores allow. Leftovers of killed pushes (nothing in them written
+for STALE_TMP_S) are removed by the next push, with a log line.
 
 Used by the Pusher, the Evaluator's serving-dir baseline, the local server's model store, the clients
 and the tests alike. Paths go through tf.io.gfile, so the base may be local or on gs://.
@@ -107,7 +108,9 @@ def publish(model_dir: str, base_dir: str, version: int | None = None) -> str:
     copy leaves no version behind; an explicit version that exists already is a FileExistsError."""
     if not is_saved_model(model_dir):
         raise FileNotFoundError(f"no SavedModel ({SAVED_MODEL_FILE}) in {model_dir}")
-    tf.io.gfile.makedirs(base_dir)
+    if not tf.io.gfile.isdir(base_dir):
+        tf.io.gfile.makedirs(base_dir)
+        _sync_dir(os.path.dirname(base_dir.rstrip("/")) or ".")  # the new base's own name
     remove_stale_tmp(base_dir)
     wanted = version
     version = int(version) if version is not None else next_version(base_dir)
@@ -116,7 +119,7 @@ def publish(model_dir: str, base_dir: str, version: int | None = None) -> str:
         _copy_tree(model_dir, tmp)
         _write_synced(_join(tmp, SOURCE_FILE), model_dir.encode())
         _copy_file(_join(model_dir, SAVED_MODEL_FILE), _join(tmp, SAVED_MODEL_FILE))  # last: see the docstring
-        _sync_dir(tmp)
+        _sync_tree_dirs(tmp)  # every name in it, now that all are written (sub-folders made after a parent's sync too)
         for _ in range(_RENAME_ATTEMPTS):
             final = version_dir(base_dir, version)
             if not tf.io.gfile.exists(final):
@@ -138,7 +141,9 @@ def publish(model_dir: str, base_dir: str, version: int | None = None) -> str:
 
 
 def remove_stale_tmp(base_dir: str, older_than_s: float = STALE_TMP_S) -> List[str]:
-    """Remove temporary push directories nobody has written for `older_than_s` (killed pushes)."""
+    """Remove temporary push directories nobody has written for `older_than_s` (killed pushes): no
+    file or folder in them changed for that long (a push still copying a large variables file keeps
+    that file's mtime fresh, while the folder above it ages)."""
     removed = []
     now = time.time()
     for name in tf.io.gfile.listdir(base_dir):
@@ -147,7 +152,7 @@ def remove_stale_tmp(base_dir: str, older_than_s: float = STALE_TMP_S) -> List[s
         if not name.startswith(TMP_PREFIX):
             continue
         try:
-            age = now - tf.io.gfile.stat(path).mtime_nsec / 1e9
+            age = now - _newest_mtime_s(path)
             if age < older_than_s:
                 continue
             tf.io.gfile.rmtree(path)
@@ -159,6 +164,15 @@ def remove_stale_tmp(base_dir: str, older_than_s: float = STALE_TMP_S) -> List[s
     return removed
 
 
+def _newest_mtime_s(path: str) -> float:
+    """The newest modification time of `path` and everything below it, in seconds."""
+    newest = tf.io.gfile.stat(path).mtime_nsec
+    for dirpath, dirs, files in tf.io.gfile.walk(path):
+        for name in list(dirs) + list(files):
+            newest = max(newest, tf.io.gfile.stat(_join(dirpath, name.rstrip("/"))).mtime_nsec)
+    return newest / 1e9
+
+
 # -- copying, synced to disk where the file system has a disk ---------------------------------------------
 
 def _local(path: str) -> bool:
@@ -166,7 +180,8 @@ def _local(path: str) -> bool:
 
 
 def _copy_tree(src: str, dst: str) -> None:
-    """Every file of `src` but saved_model.pb (copied last by the caller), synced; directories too."""
+    """Every file of `src` but saved_model.pb (copied last by the caller), each synced (the directories
+    are synced once everything is written: _sync_tree_dirs)."""
     for dirpath, _, files in tf.io.gfile.walk(src):
         rel = os.path.relpath(dirpath, src) if _local(src) else posixpath.relpath(dirpath, src)
         out_dir = dst if rel == "." else _join(dst, rel)
@@ -175,7 +190,6 @@ def _copy_tree(src: str, dst: str) -> None:
             if rel == "." and name == SAVED_MODEL_FILE:
                 continue
             _copy_file(_join(dirpath, name), _join(out_dir, name))
-        _sync_dir(out_dir)
 
 
 def _copy_file(src: str, dst: str) -> None:
@@ -196,6 +210,14 @@ def _write_synced(path: str, data: bytes) -> None:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
+
+
+def _sync_tree_dirs(root: str) -> None:
+    """fsync every directory below `root`, deepest first, then `root` itself."""
+    if not _local(root):
+        return
+    for dirpath, _, _ in os.walk(root, topdown=False):
+        _sync_dir(dirpath)
 
 
 def _sync_dir(path: str) -> None:

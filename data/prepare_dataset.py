@@ -21,7 +21,8 @@ img_align_celeba/img_align_celeba/ and list_eval_partition.csv). Files already i
 size are kept, so an interrupted run can be resumed. The check counts images, partition entries and
 pairs, and lists problems. Files the pipeline would reject are named with ImageExampleGen's own reasons
 (contracts/datasets.py: empty, not_image, corrupt, truncated, unpartitioned, unpaired, size_mismatch,
-too_small), judged from each file's header, or by ingestion's full check with --verify. Exit status:
+too_small, and not_a_file, symlink_loop, dangling_symlink, unreadable for what is no readable regular
+file: never opened), judged from each file's header, or by ingestion's full check with --verify. Exit status:
 0 done (problems are warnings), 1 problems found with --strict, 2 wrong input (the message says what
 was expected).
 """
@@ -188,15 +189,17 @@ def _check_image_file(path: str, decode: bool):
     from the header alone, or (decode) with ImageExampleGen's own full check."""
     from components import image_check
 
-    size = os.path.getsize(path)
     try:
+        size = image_check.regular_size(path)  # a FIFO, a dangling or looping link: rejected, never opened
         if size == 0:
             raise image_check.Rejected("empty", "0 bytes")
-        with open(path, "rb") as f:
-            if decode:
-                image_check.check_image(f.read(), min_size=1, max_pixels=DataConfig().max_pixels)
-            else:
+        if decode:
+            image_check.check_image(image_check.read_file(path), min_size=1, max_pixels=DataConfig().max_pixels)
+        else:
+            with open(path, "rb") as f:
                 image_check.open_header(f, size).close()
+    except OSError as e:  # the open: permissions, I/O
+        return "unreadable", f"{type(e).__name__}: {e.strerror or e}"
     except image_check.Rejected as r:
         return r.reason, r.detail
     return None

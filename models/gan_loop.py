@@ -25,11 +25,13 @@ from typing import Dict
 import tensorflow as tf
 import tf_keras as keras
 
+from config.errors import UserError
+
 log = logging.getLogger(__name__)
 
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(RuntimeError, UserError):
     """A loss became NaN or Inf: training stops and nothing is exported."""
 
 

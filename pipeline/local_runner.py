@@ -10,6 +10,7 @@ import logging
 import os
 
 from config import Config
+from config.errors import find_user_error
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,8 @@ class _ProgressOnly(logging.Filter):
               "`custom_executor_spec` is deprecated")
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and find_user_error(record.exc_info[1]):
+            return False  # Beam's log of an error the user must act on: gan-restore prints its one line last
         if record.name.split(".")[0] in self.OURS:
             return True
         if record.levelno >= logging.WARNING:

@@ -3,8 +3,10 @@ photographs), so that a clone without ../shared tests the core behaviour: a tile
 a larger picture made of tiles, and a sharp image with its synthetic camera-shake blur."""
 from __future__ import annotations
 
+import importlib.util
 import io
 import os
+import sys
 from typing import Sequence
 
 import numpy as np
@@ -50,3 +52,13 @@ def blurred(sharp: np.ndarray, seed: int = 0, size: int = 15) -> np.ndarray:
 def pick(count: int, step: int = 5) -> Sequence[str]:
     """`count` sample names spread over the six photographs."""
     return NAMES[::step][:count]
+
+
+def data_script(name: str):
+    """A script of data/ (not a package: its scripts run as files) loaded as a module by path."""
+    path = os.path.join(os.path.dirname(SAMPLE_DATA), f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"data_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up here
+    spec.loader.exec_module(module)
+    return module

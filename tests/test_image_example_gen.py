@@ -7,20 +7,18 @@ import glob
 import io
 import logging
 import os
-import struct
-import zlib
 
 import numpy as np
 import pytest
 import sample_images
-import tensorflow as tf
+from example_gen_io import assert_stored_as, read_rejects, read_split, run_executor
 from PIL import Image
 from tfx.components.util import examples_utils
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 
-from components import image_check, image_listing, rejects_ledger
-from components.image_example_gen import NAMESPACE, Executor, ImageExampleGen, make_custom_config
+from components import image_check, image_listing
+from components.image_example_gen import NAMESPACE, ImageExampleGen
 from config import SAMPLE_DATA, preset
 from contracts import datasets
 from models import images
@@ -31,28 +29,8 @@ MAX_PIXELS = 600_000  # above the photographs, below the crafted 2000x2000 heade
 # -- crafting files ---------------------------------------------------------------------------------
 
 
-def png_bytes(width, height, bit_depth, color_type, raw_rows: bytes) -> bytes:
-    """A PNG written chunk by chunk: for 16-bit RGB (PIL cannot write it) and lying headers."""
-    def chunk(tag, data):
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
-    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw_rows))
-            + chunk(b"IEND", b""))
-
-
-def png16_rgb(rgb8: np.ndarray) -> bytes:
-    """16-bit RGB PNG whose top 8 bits are `rgb8` (each row: filter byte 0, big-endian samples)."""
-    h, w, _ = rgb8.shape
-    samples = (rgb8.astype(">u2") * 257).reshape(h, w * 3).tobytes()
-    row = w * 6
-    raw = b"".join(b"\x00" + samples[i * row:(i + 1) * row] for i in range(h))
-    return png_bytes(w, h, 16, 2, raw)
-
-
-def bomb_png(side: int) -> bytes:
-    """A few hundred bytes whose header declares side x side RGB pixels (only one row of data)."""
-    return png_bytes(side, side, 8, 2, b"\x00" + bytes(3 * side))
-
+corpus_script = sample_images.data_script("make_hostile_corpus")  # its PNG writers
+png16_rgb, bomb_png, pil_bytes = corpus_script.png16_rgb, corpus_script.bomb_png, corpus_script.encode
 
 JPEG_NAMES = ("astronaut_06", "chelsea_05", "coffee_04", "flower_03", "rocket_07")
 PNG_NAMES = ("china_05", "coffee_06", "astronaut_11")
@@ -62,72 +40,6 @@ def save(path, data: bytes):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb") as f:
         f.write(data)
-
-
-def pil_bytes(im: Image.Image, fmt="PNG") -> bytes:
-    buf = io.BytesIO()
-    im.save(buf, format=fmt)
-    return buf.getvalue()
-
-
-# -- running the executor and reading its output -----------------------------------------------------
-
-
-def run_executor(cfg, out_dir):
-    """Executor.Do on a fresh Examples artifact, as the TFX launcher calls it (real Beam, in memory)."""
-    from tfx.components.example_gen import utils
-    from tfx.dsl.components.base.base_beam_executor import BaseBeamExecutor
-    from tfx.types import standard_artifacts
-    from tfx.utils import proto_utils
-
-    examples = standard_artifacts.Examples()
-    examples.uri = str(out_dir)
-    exec_properties = {
-        "input_base": cfg.data.root,
-        "input_config": proto_utils.proto_to_json(utils.make_default_input_config()),
-        "output_config": proto_utils.proto_to_json(example_gen_pb2.Output()),
-        "custom_config": proto_utils.proto_to_json(make_custom_config(cfg)),
-        "output_data_format": example_gen_pb2.FORMAT_TF_EXAMPLE,
-        "output_file_format": example_gen_pb2.FORMAT_TFRECORDS_GZIP,
-    }
-    executor = Executor(BaseBeamExecutor.Context(beam_pipeline_args=[]))
-    executor.Do({}, {"examples": [examples]}, exec_properties)
-    return examples
-
-
-def read_split(uri, split):
-    """{id: feature dict} of one output split, read with tf.data from Split-<name>/* (uncompressed TFRecords)."""
-    files = glob.glob(os.path.join(uri, f"Split-{split}", "*"))
-    assert files, f"no TFRecord files in Split-{split}"
-    out = {}
-    for rec in tf.data.TFRecordDataset(files).as_numpy_iterator():
-        ex = tf.train.Example.FromString(rec)
-        feats = {}
-        for k, f in ex.features.feature.items():
-            kind = f.WhichOneof("kind")
-            assert kind in ("bytes_list", "int64_list"), f"{k} is {kind}: encoded bytes and ints only"
-            values = list(getattr(f, kind).value)
-            assert len(values) == 1, k
-            feats[k] = values[0]
-        out[feats["id"].decode()] = feats
-    return out
-
-
-def read_rejects(uri):
-    with open(os.path.join(uri, rejects_ledger.REJECTS_FILE)) as f:
-        return {r.path: r.reason for r in rejects_ledger.parse_rejects(f.read())}
-
-
-def assert_stored_as(feats, source: bytes, converted: bool):
-    """8-bit RGB PNG/JPEG are kept byte for byte; other modes become a PNG of exactly `to_rgb8`'s
-    pixels. Either way the stored image decodes with TF, as Transform will, at the stated size."""
-    decoded = images.tf_decode_rgb8(feats["image"]).numpy()
-    assert decoded.shape == (feats["height"], feats["width"], 3)
-    if converted:
-        assert feats["image"].startswith(b"\x89PNG")
-        np.testing.assert_array_equal(decoded, images.read_rgb8(source))
-    else:
-        assert feats["image"] == source
 
 
 # -- unit level: listing and checks without Beam ----------------------------------------------------
@@ -263,12 +175,21 @@ def test_folder_layout_keeps_every_good_image_and_lists_every_bad_one(messy_fold
 
     assert read_rejects(examples.uri) == bad
     # Counters are Beam's, read back from the PipelineResult onto the artifact, and logged.
-    counts = {k: examples.get_int_custom_property(k) for k in ["accepted", "converted"]
-              + [f"rejected_{r}" for r in set(bad.values())]}
-    assert counts == {"accepted": len(expected), "converted": 5, **{f"rejected_{r}": 1 for r in bad.values()}}
+    # Every file is read once but the duplicate id, which the listing rejects.
+    read = [os.path.join(root, p) for p in [f"{i}.jpg" for i in JPEG_NAMES[:4]] + [f"png/{n}.png" for n in PNG_NAMES]
+            + list(odd_paths(root)) + [p for p, r in bad.items() if r != "duplicate_id"] + ["bad/dup.jpg"]]
+    counts = {k: examples.get_int_custom_property(k) for k in ["accepted", "converted", "rejected", "files_read",
+                                                               "bytes_read"] + [f"rejected_{r}" for r in bad.values()]}
+    assert counts == {"accepted": len(expected), "converted": 5, "rejected": len(bad), "files_read": len(read),
+                      "bytes_read": sum(os.path.getsize(p) for p in read), **{f"rejected_{r}": 1 for r in bad.values()}}
     logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"{NAMESPACE} summary")]
     assert f"{NAMESPACE} summary: rejected_corrupt = 1" in logged
     assert f"{NAMESPACE} summary: accepted = {len(expected)}" in logged
+    assert f"{NAMESPACE} summary: files_read = {len(read)}" in logged
+
+
+def odd_paths(root):
+    return (os.path.relpath(p, root) for p in glob.glob(os.path.join(root, "odd", "*")))
 
 
 def test_celeba_layout_splits_as_the_partition_file_says(tmp_path):

@@ -1,14 +1,13 @@
 """The embedded sample set (data/samples, data/PROVENANCE.md, data/make_samples.py) and the CelebA /
 GOPRO layout script (data/prepare_dataset.py) on tiny fakes of each download built from the samples."""
-import importlib.util
 import os
 import re
 import shutil
-import sys
 import zipfile
 
 import numpy as np
 import pytest
+import sample_images
 from PIL import Image
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -16,17 +15,8 @@ DATA = os.path.join(REPO_ROOT, "data")
 SAMPLES = os.path.join(DATA, "samples")
 
 
-def _load(name):
-    """data/ is not a package (its scripts run as files); load one by path."""
-    spec = importlib.util.spec_from_file_location(f"data_{name}", os.path.join(DATA, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
-    return module
-
-
-prep = _load("prepare_dataset")
-make_samples = _load("make_samples")
+prep = sample_images.data_script("prepare_dataset")
+make_samples = sample_images.data_script("make_samples")
 
 
 # -- the embedded sample set -----------------------------------------------------------------------------
@@ -143,6 +133,23 @@ def test_celeba_kaggle_folder_with_csv_partition_symlinked(tmp_path):
     linked = out / "img_align_celeba" / faces[0]
     assert linked.is_symlink() and linked.read_bytes() == (nested / faces[0]).read_bytes()
     assert (out / "list_eval_partition.txt").read_text().splitlines()[1] == f"{faces[1]} 1"
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("decode", [False, True])
+def test_the_check_names_what_is_no_regular_file_without_opening_it(fake_celeba, tmp_path, decode):
+    """A FIFO in the layout would block an open forever; links that never resolve would fail a stat."""
+    faces, zpath, part = fake_celeba
+    out = tmp_path / "celeba"
+    prep.layout_celeba(str(zpath), str(out), partition=str(part))
+    images = out / "img_align_celeba"
+    os.mkfifo(images / "900001.jpg")
+    os.symlink("900002.jpg", images / "900002.jpg")
+    os.symlink("nothing.jpg", images / "900003.jpg")
+    s = prep.check_celeba(str(out), decode=decode)
+    assert s.problems["not_a_file"] == ["900001.jpg (FIFO (named pipe))"]
+    assert [p.split(" ")[0] for p in s.problems["symlink_loop"]] == ["900002.jpg"]
+    assert [p.split(" ")[0] for p in s.problems["dangling_symlink"]] == ["900003.jpg"]
 
 
 def test_celeba_wrong_inputs_are_clear_errors(tmp_path, capsys):

@@ -60,16 +60,29 @@ def test_publish_writes_a_whole_version_and_records_its_source(model_dir, tmp_pa
         serving_layout.publish(str(tmp_path), base)
 
 
+def age_tree(path, seconds):
+    old = time.time() - seconds
+    for dirpath, dirs, files in os.walk(path):
+        for name in dirs + files:
+            os.utime(os.path.join(dirpath, name), (old, old))
+    os.utime(path, (old, old))
+
+
 def test_a_killed_push_leaves_a_temporary_directory_the_next_push_removes(model_dir, tmp_path, caplog):
     base = tmp_path / "srgan"
-    stale, fresh = base / ".tmp-123-dead", base / ".tmp-456-busy"
-    shutil.copytree(model_dir, stale)
-    shutil.copytree(model_dir, fresh)
-    old = time.time() - 2 * serving_layout.STALE_TMP_S
-    os.utime(stale, (old, old))  # the killed push's directory: untouched for two hours
+    stale, fresh, slow = base / ".tmp-123-dead", base / ".tmp-456-busy", base / ".tmp-789-slow"
+    for d in (stale, fresh, slow):
+        shutil.copytree(model_dir, d)
+    age_tree(stale, 2 * serving_layout.STALE_TMP_S)  # the killed push's directory: untouched for two hours
+    # A push still copying a large variables file: its folders are old, the file it writes is not.
+    age_tree(slow, 2 * serving_layout.STALE_TMP_S)
+    variables = next((slow / "variables").glob("variables.data-*"))
+    with open(variables, "ab") as f:
+        f.write(b"")
+    os.utime(variables)
     with caplog.at_level(logging.INFO, logger="contracts.serving_layout"):
         serving_layout.publish(model_dir, str(base))
-    assert not stale.exists() and fresh.exists()  # a push that may still be running is left alone
+    assert not stale.exists() and fresh.exists() and slow.exists()  # a push that may still run is left alone
     assert any(f"removed {stale}" in r.getMessage() for r in caplog.records)
 
 
@@ -88,3 +101,32 @@ def test_same_weights_by_training_run(model_dir, tmp_path):
     assert not serving_layout.same_weights(copy_with_run("c", "r1", 30), served)
     assert not serving_layout.same_weights(copy_with_run("d", "r2", 40), served)
     assert not serving_layout.same_weights(model_dir, served)  # no run marker, another path
+
+
+def test_publish_syncs_every_file_and_folder_before_the_rename(model_dir, tmp_path, monkeypatch):
+    """What a crash right after the push needs: each file's data and each folder's names on disk before
+    the version's name appears. Recorded from the real fsync calls (the paths behind their fds)."""
+    events = []
+    real_fsync, real_rename = os.fsync, serving_layout.tf.io.gfile.rename
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        return real_fsync(fd)
+
+    def rename(src, dst, overwrite=False):
+        events.append(("rename", src))
+        return real_rename(src, dst, overwrite)
+
+    monkeypatch.setattr(serving_layout.os, "fsync", fsync)
+    monkeypatch.setattr(serving_layout.tf.io.gfile, "rename", rename)
+    base = tmp_path / "new_base" / "srgan"  # the base does not exist yet: its own name is synced too
+    final = serving_layout.publish(model_dir, str(base))
+    [renamed] = [i for i, (kind, _) in enumerate(events) if kind == "rename"]
+    tmp = events[renamed][1]
+    synced_before = {os.path.normpath(path) for kind, path in events[:renamed] if kind == "fsync"}
+    for dirpath, dirs, files in os.walk(final):
+        for name in [""] + dirs + files:
+            rel = os.path.relpath(os.path.join(dirpath, name), final)
+            assert os.path.normpath(os.path.join(tmp, rel)) in synced_before, rel
+    assert str(tmp_path / "new_base") in synced_before
+    assert ("fsync", str(base)) in events[renamed:]  # the version's new name in the base
