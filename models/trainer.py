@@ -14,7 +14,7 @@ from typing import Sequence
 import tensorflow as tf
 
 from config import Config
-from models import train_data
+from models import cluster, train_data
 from models.gan_loop import GanTrainer, Progress, TrainingDiverged, format_eta
 from models.train_summaries import GRID_IMAGES, Summaries
 
@@ -45,7 +45,8 @@ def train_and_export(cfg: Config, train_files: Sequence[str], eval_files: Sequen
     log.info("strategy %s with %d replica(s), precision %s, global batch %d, checkpoints in %s",
              type(trainer.strategy).__name__, trainer.strategy.num_replicas_in_sync, trainer.policy,
              t.batch_size, cfg.checkpoint_dir)
-    manager = tf.train.CheckpointManager(trainer.checkpoint, cfg.checkpoint_dir, max_to_keep=CHECKPOINTS_KEPT)
+    # Multi-worker: every worker saves, only the chief's copy stays (models/cluster.py).
+    manager = cluster.checkpoint_manager(trainer.checkpoint, cfg.checkpoint_dir, trainer.strategy, CHECKPOINTS_KEPT)
     if manager.latest_checkpoint:
         trainer.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
         log.info("resumed from %s at step %d (%s phase)", manager.latest_checkpoint, int(trainer.step.numpy()),
@@ -54,8 +55,8 @@ def train_and_export(cfg: Config, train_files: Sequence[str], eval_files: Sequen
 
     spec = train_data.feature_spec(transform_output)
     dataset = train_data.train_dataset(train_data.expand_files(train_files), spec, cfg, stream_offset=start)
-    iterator = iter(trainer.strategy.experimental_distribute_dataset(dataset))
-    summaries = Summaries(model_run_dir, cfg, trainer.generator,
+    iterator = iter(cluster.distribute(trainer.strategy, dataset))
+    summaries = Summaries(model_run_dir if cluster.is_chief(trainer.strategy) else None, cfg, trainer.generator,
                           *train_data.fixed_batch(train_data.expand_files(eval_files), spec, GRID_IMAGES))
     progress = Progress(start, total)
     step = start
@@ -83,6 +84,9 @@ def train_and_export(cfg: Config, train_files: Sequence[str], eval_files: Sequen
     finally:
         summaries.close()
 
-    export_generator(trainer.generator, serving_model_dir, cfg, size_multiple=generator_size_multiple(cfg))
+    export_generator(trainer.generator, cluster.write_dir(serving_model_dir, trainer.strategy), cfg,
+                     size_multiple=generator_size_multiple(cfg))
+    cluster.remove_worker_copy(serving_model_dir, trainer.strategy)
+    cluster.barrier(trainer.strategy)
     log.info("exported the generator to %s", serving_model_dir)
     return serving_model_dir

@@ -8,7 +8,10 @@ Trainer's run_fn uses MirroredStrategy when it is more than one). Then:
   `kubeflow.trainer_gpus` x nvidia.com/gpu) as a `ResourceSpec` platform config;
 - the Evaluator's baseline is the model currently in the serving directory (`baseline_model_dir` exec
   property), because open-source KFP cannot run TFX Resolver nodes: the package holds none;
-- `cfg.kubeflow.image` is the image of every component (built from docker/Dockerfile).
+- `cfg.kubeflow.image` is the image of every component (built from docker/Dockerfile);
+- the Trainer's GPU node selector and toleration: the package's second YAML document, the Kubernetes
+  platform spec (pipeline/kubernetes_placement.py);
+- `kubeflow.trainer_workers` > 1: the Trainer launches a multi-worker TFJob (pipeline/multiworker.py).
 """
 from __future__ import annotations
 
@@ -103,7 +106,7 @@ def attach_resources(components, kcfg) -> Dict[str, Any]:
     for c in components:
         if not isinstance(c, base_component.BaseComponent):
             continue
-        if isinstance(c, Trainer):
+        if isinstance(c, Trainer) and kcfg.trainer_workers == 1:  # else its pod only waits for the TFJob
             spec = resource_spec(kcfg.trainer_cpu, kcfg.trainer_memory, kcfg.trainer_gpus)
         else:
             spec = resource_spec(kcfg.component_cpu, kcfg.component_memory)
@@ -120,6 +123,7 @@ def build_cluster_pipeline(cfg: Config):
     """The TFX pipeline for the cluster (cluster config, serving-dir baseline, resources attached)."""
     from tfx.dsl.components.common import resolver
 
+    from pipeline import multiworker
     from pipeline import pipeline as pipeline_def
 
     ccfg = cluster_config(cfg)
@@ -131,6 +135,7 @@ def build_cluster_pipeline(cfg: Config):
     if resolvers:  # open-source KFP would fail the run at that task
         raise ValueError(f"Resolver nodes cannot run on open-source KFP: {resolvers}")
     relocate_repo_paths(tfx_pipeline.components)
+    multiworker.use_tfjob_trainer(tfx_pipeline.components, ccfg)
     attach_resources(tfx_pipeline.components, ccfg.kubeflow)
     return ccfg, tfx_pipeline
 
@@ -150,6 +155,8 @@ def compile_pipeline(cfg: Config, output: str | None = None) -> str:
     from tfx import version
     from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner as v2
 
+    from pipeline import kubernetes_placement
+
     path = package_path(cfg, output)
     ccfg, tfx_pipeline = build_cluster_pipeline(cfg)
     runner = v2.KubeflowV2DagRunner(
@@ -166,6 +173,7 @@ def compile_pipeline(cfg: Config, output: str | None = None) -> str:
     v2._write_pipeline_spec_to_file(  # TFX's own YAML writer (header comments + sorted spec)
         job, f"GAN image restoration ({ccfg.task}, preset {ccfg.name}) from tfx-{version.__version__}; "
              f"pipeline root {ccfg.pipeline_root}", path)
+    kubernetes_placement.append_platform_spec(path, kubernetes_placement.platform_spec(spec, ccfg.kubeflow))
     log.info("compiled %s (image %s, trainer GPUs %d)", path, cfg.kubeflow.image, cfg.kubeflow.trainer_gpus)
     return path
 
