@@ -88,7 +88,8 @@ class WorkerCheckpoints:
         if is_chief(self.strategy):
             return path
         remove_worker_copy(self.directory, self.strategy)
-        return os.path.join(self.directory, os.path.basename(path)) + " (saved by the chief; this worker's copy removed)"
+        chiefs = os.path.join(self.directory, os.path.basename(path))
+        return f"{chiefs} (saved by the chief; this worker's copy removed)"
 
 
 def checkpoint_manager(checkpoint: tf.train.Checkpoint, directory: str, strategy, max_to_keep: int):

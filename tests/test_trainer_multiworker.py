@@ -18,7 +18,7 @@ import sys
 
 import pytest
 from distributed_steps import assert_same_step, weight_difference
-from fixtures_data import fixture_config
+from test_trainer_resume import checkpoint_steps, resumable_job
 
 from serving.server_process import LogWatcher
 
@@ -65,7 +65,8 @@ def _step_worker(data: dict, out_path: str) -> None:
     cfg = step_config("sr")
     strategy = make_strategy(cfg)  # before any other TensorFlow op: collectives are set up at start
     batch = fixed_global_batch(cfg, data)
-    result = {"multi_worker": isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy), "multi": one_step_each_phase(cfg, strategy, batch),
+    result = {"multi_worker": isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy),
+              "multi": one_step_each_phase(cfg, strategy, batch),
               "single": one_step_each_phase(cfg, tf.distribute.get_strategy(), batch)}
     with open(out_path, "w") as f:
         json.dump(result, f)
@@ -77,7 +78,7 @@ def test_two_worker_step_equals_single_process_step(transformed_sr, tmp_path):
     outs = [tmp_path / f"worker{i}.json" for i in range(WORKERS)]
     procs = [subprocess.Popen([sys.executable, __file__, "step", json.dumps(data), str(out)], cwd=HERE,
                               env=_env(tf_config), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for tf_config, out in zip(tf_configs(), outs)]
+             for tf_config, out in zip(tf_configs(), outs, strict=True)]
     for p in procs:
         log, _ = p.communicate(timeout=900)
         assert p.returncode == 0, log[-4000:]
@@ -86,17 +87,11 @@ def test_two_worker_step_equals_single_process_step(transformed_sr, tmp_path):
     assert chief["multi_worker"]
     assert chief["multi"]["replicas"] == 2 and chief["single"]["replicas"] == 1
     diff = assert_same_step(chief["single"], chief["multi"], transformed_sr.cfg)
+    multi, single = chief["multi"]["losses"], chief["single"]["losses"]
+    losses = ", ".join(f"{k} {multi[k]:.6g}/{v:.6g}" for k, v in sorted(single.items()))
     print(f"two-worker vs single-process step: max |weight difference| {diff.max():.3g}, "
-          f"{int((diff > 1e-5).sum())} of {diff.size} weights beyond 1e-5; losses "
-          + ", ".join(f"{k} {chief['multi']['losses'][k]:.6g}/{v:.6g}" for k, v in sorted(chief["single"]["losses"].items())))
+          f"{int((diff > 1e-5).sum())} of {diff.size} weights beyond 1e-5; losses (2 workers/1 process) {losses}")
     assert weight_difference(results[0]["multi"], results[1]["multi"]).max() == 0.0  # workers stay in sync
-
-
-def _train_command(data, cfg_path, out):
-    return [sys.executable, "-m", "cli.main", "train", "--config", str(cfg_path),
-            "--transform-output", data.transform_graph, "--train-files", data.train_files[0],
-            "--eval-files", data.eval_files[0], "--serving-model-dir", str(out / "model"),
-            "--model-run-dir", str(out / "logs")]
 
 
 def _start_workers(cmd, tmp_path, attempt: str):
@@ -113,13 +108,7 @@ def _start_workers(cmd, tmp_path, attempt: str):
 def test_killed_worker_and_restarted_cluster_resume_from_the_chiefs_checkpoint(transformed_sr, tmp_path):
     import tensorflow as tf
 
-    cfg = fixture_config("sr", **{"train.warmup_steps": WARMUP, "train.gan_steps": GAN,
-                                  "train.checkpoint_every": EVERY, "train.log_every": EVERY,
-                                  "train.image_every": 30, "train.checkpoint_root": str(tmp_path / "ckpt")})
-    cfg_path = tmp_path / "config.json"
-    cfg_path.write_text(cfg.to_json())
-    out = tmp_path / "out"
-    cmd = _train_command(transformed_sr, cfg_path, out)
+    cfg, cmd, out = resumable_job(transformed_sr, tmp_path, WARMUP, GAN, EVERY)
 
     # First attempt: once the chief reports a GAN-phase checkpoint, SIGKILL worker 1 (a lost pod), then
     # worker 0, which cannot go on without its peer (a TFJob restarts the failed workers).
@@ -146,9 +135,7 @@ def test_killed_worker_and_restarted_cluster_resume_from_the_chiefs_checkpoint(t
                          r"\(gan phase\)", text), text[-3000:]
         logged = [int(s) for s in re.findall(r"step (\d+)/\d+ \[", text)]
         assert logged and logged[0] > killed_at and logged[-1] == WARMUP + GAN
-    steps = sorted(int(m.group(1)) for f in os.listdir(cfg.checkpoint_dir)
-                   if (m := re.fullmatch(r"ckpt-(\d+)\.index", f)))
-    assert steps[-1] == WARMUP + GAN
+    assert checkpoint_steps(cfg.checkpoint_dir)[-1] == WARMUP + GAN
     # Only the chief's files remain: no worker copies of checkpoints or model, logs only from the chief.
     leftovers = [os.path.join(d, n) for d, dirs, _ in os.walk(tmp_path) for n in dirs if n.startswith("workertemp_")]
     assert not leftovers, leftovers
