@@ -2,7 +2,8 @@
 
 Beam runs with `cfg.beam_args` (default: the DirectRunner in multi-processing mode, one worker per
 core the CPU quota and memory allow, `pipeline/pod_resources.py`; worker processes are started with
-this interpreter, so the editable install of this package is what they import). `gan-restore run` and `gan-restore demo` (cli/) call `run_pipeline`.
+this interpreter, so the editable install of this package is what they import). `gan-restore run` and
+`gan-restore demo` (cli/) call `run_pipeline`.
 """
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ import logging
 import math
 import os
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Sequence
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +42,10 @@ _NO_LIMIT = 2**60
 @dataclass(frozen=True)
 class PodLimits:
     cores: int  # CPUs this process may run on (affinity)
-    cpu_quota: Optional[float]  # CPUs per period from the cgroup; None: no quota
-    memory_limit: Optional[int]  # bytes from the cgroup; None: no limit
+    cpu_quota: float | None  # CPUs per period from the cgroup; None: no quota
+    memory_limit: int | None  # bytes from the cgroup; None: no limit
     machine_memory: int  # bytes of RAM on the machine
-    cgroup_version: Optional[int]  # 1, 2, or None when no cgroup file system is found
+    cgroup_version: int | None  # 1, 2, or None when no cgroup file system is found
 
     @property
     def memory(self) -> int:
@@ -66,7 +66,7 @@ class PodLimits:
                 f"({cg}): {self.beam_workers()} Beam worker(s) of {WORKER_MEMORY / 2**30:g} GiB")
 
 
-def _read(path: str) -> Optional[str]:
+def _read(path: str) -> str | None:
     try:
         with open(path) as f:
             return f.read().strip()
@@ -98,21 +98,22 @@ def _smallest(values):
     return min(values) if values else None
 
 
-def _v2_cpu(text: Optional[str]) -> Optional[float]:
+def _v2_cpu(text: str | None) -> float | None:
     if not text:
         return None
     quota, _, period = text.partition(" ")
     return None if quota == "max" else int(quota) / int(period or 100000)
 
 
-def _v1_cpu(directory: str) -> Optional[float]:
-    quota, period = _read(os.path.join(directory, "cpu.cfs_quota_us")), _read(os.path.join(directory, "cpu.cfs_period_us"))
+def _v1_cpu(directory: str) -> float | None:
+    quota = _read(os.path.join(directory, "cpu.cfs_quota_us"))
+    period = _read(os.path.join(directory, "cpu.cfs_period_us"))
     if quota is None or period is None or int(quota) <= 0:
         return None
     return int(quota) / int(period)
 
 
-def _memory(text: Optional[str]) -> Optional[int]:
+def _memory(text: str | None) -> int | None:
     if not text or text == "max" or int(text) >= _NO_LIMIT:
         return None
     return int(text)

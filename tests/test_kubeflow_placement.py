@@ -36,7 +36,8 @@ def gpu_package(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("kfp") / "gpu.yaml")
     settings = {"kubeflow.image": IMAGE, "kubeflow.pipeline_root": "gs://bucket/gan", "kubeflow.trainer_gpus": 2,
                 "kubeflow.trainer_accelerator": ACCELERATOR}
-    assert cli.main(["compile", *[a for k, v in settings.items() for a in ("--set", f"{k}={v}")], "--output", path]) == 0
+    sets = [a for k, v in settings.items() for a in ("--set", f"{k}={v}")]
+    assert cli.main(["compile", *sets, "--output", path]) == 0
     return path
 
 
@@ -124,7 +125,8 @@ def _trainer_execution(data, cfg, out):
 
     examples = artifact(standard_artifacts.Examples, os.path.dirname(data.train_split_dir),
                         split_names='["train", "eval"]')
-    inputs = {"examples": [examples], "transform_graph": [artifact(standard_artifacts.TransformGraph, data.transform_graph)]}
+    inputs = {"examples": [examples],
+              "transform_graph": [artifact(standard_artifacts.TransformGraph, data.transform_graph)]}
     outputs = {"model": [artifact(standard_artifacts.Model, str(out / "model"))],
                "model_run": [artifact(standard_artifacts.ModelRun, str(out / "model_run"))]}
     custom = {"config": cfg.to_json(), "tfjob": multiworker.tfjob_settings(cfg)}
@@ -143,7 +145,8 @@ def test_tfjob_manifest_validates_and_its_workers_train(transformed_sr, tmp_path
 
     from components import tfjob_trainer
 
-    cfg = fixture_config("sr", **{"train.warmup_steps": 2, "train.gan_steps": 2, "train.checkpoint_root": str(tmp_path / "ckpt"),
+    cfg = fixture_config("sr", **{"train.warmup_steps": 2, "train.gan_steps": 2,
+                                  "train.checkpoint_root": str(tmp_path / "ckpt"),
                                   "kubeflow.trainer_workers": 2, "kubeflow.trainer_gpus": 0})
     inputs, outputs, properties = _trainer_execution(transformed_sr, cfg, tmp_path)
     job = json.loads(properties["custom_config"])["tfjob"]
@@ -170,7 +173,7 @@ def test_tfjob_manifest_validates_and_its_workers_train(transformed_sr, tmp_path
                               env={**os.environ, "TF_CONFIG": tf_config, "TF_USE_LEGACY_KERAS": "1"})
              for tf_config in tf_configs()]
     logs = [p.communicate(timeout=900)[0] for p in procs]
-    for p, log in zip(procs, logs):
+    for p, log in zip(procs, logs, strict=True):
         assert p.returncode == 0, log[-4000:]
         assert "strategy CollectiveAllReduceStrategy with 2 replica(s)" in log
         assert "Training complete. Model written to" in log  # TFX's GenericExecutor found the model
