@@ -199,8 +199,13 @@ def test_schedule_dry_run_forms_a_recurring_run_request(compiled, capsys):
     assert request["trigger"]["cron_schedule"]["cron"] == cfg.kubeflow.cron
     assert request["max_concurrency"] == 1 and request["no_catchup"] is True
     assert request["mode"] == "ENABLE" and request["display_name"] == schedule.job_name(cfg)
-    assert request["pipeline_spec"]["pipelineInfo"]["name"] == cfg.pipeline_name
-    assert "Trainer" in request["pipeline_spec"]["tasks"]
+    # The Trainer's GPU placement travels with the spec, in kfp's {pipeline_spec, platform_spec} form.
+    assert set(request["pipeline_spec"]) == {"pipeline_spec", "platform_spec"}
+    assert set(request["pipeline_spec"]["platform_spec"]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]) == {
+        "Trainer_executor"}
+    spec = request["pipeline_spec"]["pipeline_spec"]
+    assert spec["pipelineInfo"]["name"] == cfg.pipeline_name
+    assert "Trainer" in spec["tasks"]
     assert request["runtime_config"]["pipeline_root"] == f"s3://ml-bucket/gan/{cfg.pipeline_name}"
 
 
