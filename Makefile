@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup demo demo-deblur test test-fast lint lock bench image clean
+.PHONY: setup demo demo-deblur test test-fast lint lock image-lock bench image clean
 
 setup: $(STAMP)
 
@@ -28,9 +28,16 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-# Re-resolve the pinned working set after editing requirements.in.
+# Re-resolve the pinned working set after editing requirements.in, then the image's set from it.
 lock: $(STAMP)
 	$(VENV)/bin/uv pip compile requirements.in --python-version 3.10 --quiet -o requirements.lock
+	$(MAKE) image-lock
+
+# The container image's set (docker/requirements-image.in): the working set above as constraints plus
+# TensorFlow's CUDA wheels, resolved for Linux x86_64 without installing anything.
+IMAGE_LOCK_ARGS := -c requirements.lock --python-version 3.10 --python-platform x86_64-manylinux_2_28 --quiet
+image-lock: $(STAMP)
+	$(VENV)/bin/uv pip compile docker/requirements-image.in $(IMAGE_LOCK_ARGS) -o $(or $(IMAGE_LOCK),docker/requirements-image.lock)
 
 # Benchmarks (docs/benchmarks.md); not part of `make test`. The PyTorch peer runs in its own Python 3.11
 # venv (.venv-torch), created here when missing. BENCH_ARGS=--quick checks everything runs end to end.

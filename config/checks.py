@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 
 from config import sections
 from config.errors import UserError
@@ -76,6 +77,33 @@ def check_rules(cfg) -> None:
         raise ConfigError(f"serving.tile_overlap {cfg.serving.tile_overlap} must be smaller than "
                           f"serving.tile_size {cfg.serving.tile_size}")
     check_cron(cfg.kubeflow.cron, "kubeflow.cron")
+    check_kubeflow_trainer(cfg)
+
+
+# Kubernetes label keys and values (apimachinery's IsQualifiedName / IsValidLabelValue).
+_LABEL_NAME = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def check_kubeflow_trainer(cfg) -> None:
+    """The Trainer's placement and workers on the cluster: a node label that Kubernetes accepts, a
+    GPU type only for a Trainer that asks for GPUs, a global batch that splits over every replica."""
+    k = cfg.kubeflow
+    prefix, _, name = k.accelerator_label.rpartition("/")
+    if not name or not _LABEL_NAME.match(name) or (prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix))):
+        raise ConfigError(f"kubeflow.accelerator_label must be a Kubernetes label key ([prefix/]name); "
+                          f"got {k.accelerator_label!r}")
+    if not _LABEL_NAME.match(k.trainer_accelerator):
+        raise ConfigError(f"kubeflow.trainer_accelerator must be a Kubernetes label value (<= 63 letters, "
+                          f"digits, '-', '_', '.'); got {k.trainer_accelerator!r}")
+    if k.trainer_accelerator and not k.trainer_gpus:
+        raise ConfigError(f"kubeflow.trainer_accelerator={k.trainer_accelerator} selects GPU nodes for a Trainer "
+                          f"that asks for none (kubeflow.trainer_gpus=0)")
+    replicas = k.trainer_workers * max(k.trainer_gpus, 1)
+    if k.trainer_workers > 1 and cfg.train.batch_size % replicas:
+        raise ConfigError(f"train.batch_size {cfg.train.batch_size} does not split over {k.trainer_workers} "
+                          f"workers x {max(k.trainer_gpus, 1)} replica(s) each (kubeflow.trainer_workers, "
+                          f"kubeflow.trainer_gpus)")
 
 
 # KFP's scheduled workflows use 6-field cron (seconds first): "0 0 3 * * 0" is Sunday 03:00:00.

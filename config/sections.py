@@ -131,8 +131,11 @@ class TrainConfig:
     # Resolver, on Kubeflow the newest version in the serving directory) when a run starts afresh;
     # `gan-restore schedule` turns it on for scheduled retraining. A resumed run restores its checkpoint.
     warm_start: bool = False
-    # Devices: 0 = all GPUs present (MirroredStrategy for >1), CPU when there are none.
+    # Devices: 0 = all GPUs present (MirroredStrategy for >1), CPU when there are none; >= 1 asks for
+    # that many GPUs and the Trainer stops at start when none is visible (Kubeflow sets it to
+    # kubeflow.trainer_gpus), unless allow_cpu (then it trains on the CPU, with a warning).
     num_gpus: int = setting(0, min=0)
+    allow_cpu: bool = False
 
 
 @dataclass
@@ -179,6 +182,14 @@ class KubeflowConfig:
     serving_base: str = ""
     output_file: str = ""  # default: <name>.yaml
     trainer_gpus: int = setting(1, min=0)
+    # GPU type for the Trainer's node selector (`<accelerator_label>: <trainer_accelerator>` in the
+    # package's Kubernetes platform spec, e.g. nvidia-l4 on GKE); empty: any node with the GPUs.
+    trainer_accelerator: str = ""
+    accelerator_label: str = "cloud.google.com/gke-accelerator"
+    # > 1: the Trainer launches a Training Operator TFJob of this many workers (trainer_gpus each,
+    # MultiWorkerMirroredStrategy) and waits for it (docs/kubeflow.md, multi-worker training).
+    trainer_workers: int = setting(1, min=1)
+    tfjob_namespace: str = ""  # the TFJob's namespace; empty: the pipeline run's own
     trainer_cpu: float = setting(8.0, above=0.0)
     trainer_memory: str = "32G"
     component_cpu: float = setting(2.0, above=0.0)

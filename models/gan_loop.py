@@ -19,16 +19,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import time
 from typing import Dict
 
 import tensorflow as tf
 import tf_keras as keras
 
+from config import ConfigError
 from config.errors import UserError
 
 log = logging.getLogger(__name__)
-
 
 
 class TrainingDiverged(RuntimeError, UserError):
@@ -37,13 +38,40 @@ class TrainingDiverged(RuntimeError, UserError):
 
 # -- devices and precision ---------------------------------------------------------------------------
 
+class GpuUnavailable(ConfigError):
+    """GPUs were asked for (`train.num_gpus` >= 1, e.g. `kubeflow.trainer_gpus` on the cluster) and none
+    is visible: the Trainer stops at start rather than spend a GPU node's reservation on its CPU."""
+
+
 def make_strategy(cfg) -> tf.distribute.Strategy:
-    """MirroredStrategy over the GPUs when there is more than one (or `train.num_gpus` > 1), else the
-    default strategy (one GPU, or the CPU)."""
+    """The strategy the GAN loop runs under:
+    - TF_CONFIG naming several chief/worker tasks: MultiWorkerMirroredStrategy over the workers (each
+      with all of its visible GPUs, or its CPU), see models/cluster.py;
+    - more than one GPU (visible, or asked for with `train.num_gpus` > 1): MirroredStrategy over them;
+    - else the default strategy (one GPU, or the CPU).
+    `train.num_gpus` >= 1 with no GPU visible raises GpuUnavailable, unless `train.allow_cpu`."""
+    from models import cluster
+
     gpus = tf.config.list_physical_devices("GPU")
-    wanted = cfg.train.num_gpus or len(gpus)
+    wanted = cfg.train.num_gpus
+    if wanted and not gpus:
+        if not cfg.train.allow_cpu:
+            raise GpuUnavailable(
+                f"train.num_gpus={wanted} but TensorFlow sees no GPU (CUDA_VISIBLE_DEVICES="
+                f"{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}, TensorFlow built with CUDA: "
+                f"{tf.test.is_built_with_cuda()}); stopping before training. Set train.allow_cpu=true to "
+                f"train on the CPU")
+        log.warning("train.num_gpus=%d but no GPU is visible: training on the CPU (train.allow_cpu)", wanted)
+        wanted = 0
+    wanted = wanted or len(gpus)
     if wanted > len(gpus) and wanted > 1:
         raise ValueError(f"train.num_gpus={wanted} but only {len(gpus)} GPU(s) are visible")
+    resolver = cluster.cluster_resolver()
+    if resolver is not None:
+        if wanted < len(gpus):  # each worker trains on the GPUs it was given, all of them
+            raise ValueError(f"train.num_gpus={wanted} but this worker sees {len(gpus)} GPUs; multi-worker "
+                             f"training uses every visible GPU (set CUDA_VISIBLE_DEVICES)")
+        return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
     if wanted > 1:
         return tf.distribute.MirroredStrategy([f"/gpu:{i}" for i in range(wanted)])
     return tf.distribute.get_strategy()

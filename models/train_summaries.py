@@ -8,9 +8,10 @@ GRID_IMAGES = 4  # rows of the image grid (and size of the fixed validation batc
 
 
 class Summaries:
-    def __init__(self, logdir: str, cfg, generator, val_degraded, val_target):
+    def __init__(self, logdir: str | None, cfg, generator, val_degraded, val_target):
+        """`logdir` None: nothing is written (a multi-worker run's non-chief workers)."""
         self.cfg = cfg
-        self.writer = tf.summary.create_file_writer(logdir)
+        self.writer = tf.summary.create_file_writer(logdir) if logdir else tf.summary.create_noop_writer()
         self.val_degraded, self.val_target = val_degraded, val_target
         self._predict = tf.function(lambda x: tf.clip_by_value(
             tf.cast(generator(x, training=False), tf.float32), 0.0, 1.0))

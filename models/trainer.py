@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from config import Config
 from contracts import serving_layout
-from models import train_data
+from models import cluster, train_data
 from models.gan_loop import GanTrainer, Progress, TrainingDiverged, format_eta
 from models.train_summaries import GRID_IMAGES, Summaries
 
@@ -70,7 +70,8 @@ def train_and_export(cfg: Config, train_files: Sequence[str], eval_files: Sequen
     log.info("training run %s: strategy %s with %d replica(s), precision %s, global batch %d, checkpoints in %s",
              run, type(trainer.strategy).__name__, trainer.strategy.num_replicas_in_sync, trainer.policy,
              t.batch_size, checkpoint_dir)
-    manager = tf.train.CheckpointManager(trainer.checkpoint, checkpoint_dir, max_to_keep=CHECKPOINTS_KEPT)
+    # Multi-worker: every worker saves, only the chief's copy stays (models/cluster.py).
+    manager = cluster.checkpoint_manager(trainer.checkpoint, checkpoint_dir, trainer.strategy, CHECKPOINTS_KEPT)
     warm_from = ""
     if manager.latest_checkpoint:
         trainer.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
@@ -87,8 +88,8 @@ def train_and_export(cfg: Config, train_files: Sequence[str], eval_files: Sequen
 
     spec = train_data.feature_spec(transform_output)
     dataset = train_data.train_dataset(train_data.expand_files(train_files), spec, cfg, stream_offset=start)
-    iterator = iter(trainer.strategy.experimental_distribute_dataset(dataset))
-    summaries = Summaries(model_run_dir, cfg, trainer.generator,
+    iterator = iter(cluster.distribute(trainer.strategy, dataset))
+    summaries = Summaries(model_run_dir if cluster.is_chief(trainer.strategy) else None, cfg, trainer.generator,
                           *train_data.fixed_batch(train_data.expand_files(eval_files), spec, GRID_IMAGES))
     if warm_from:
         log.info("warm start from %s: eval PSNR-Y %.2f dB at step 0", warm_from,
@@ -119,8 +120,11 @@ def train_and_export(cfg: Config, train_files: Sequence[str], eval_files: Sequen
     finally:
         summaries.close()
 
-    export_generator(trainer.generator, serving_model_dir, cfg, size_multiple=generator_size_multiple(cfg))
-    write_training_run(serving_model_dir, run, step, warm_from)
+    export_dir = cluster.write_dir(serving_model_dir, trainer.strategy)
+    export_generator(trainer.generator, export_dir, cfg, size_multiple=generator_size_multiple(cfg))
+    write_training_run(export_dir, run, step, warm_from)
+    cluster.remove_worker_copy(serving_model_dir, trainer.strategy)
+    cluster.barrier(trainer.strategy)
     log.info("exported the generator of run %s at step %d to %s", run, step, serving_model_dir)
     return serving_model_dir
 

@@ -8,7 +8,8 @@ of the executor input that open-source KFP v2 hands over.
   into every empty type.
 - KFP >= 2.5 adds an `executor-logs` output of type `system.Artifact` that no TFX component declares:
   dropped.
-Everything else (arguments, Beam arguments, the output file) passes through unchanged.
+And the Beam arguments get the pod's worker count: `--direct_num_workers=0` would mean the node's cores
+(pipeline/pod_resources.py). Everything else passes through unchanged.
 """
 from __future__ import annotations
 
@@ -35,7 +36,9 @@ def repair_executor_input(executor_input: dict, inputs_spec: dict) -> dict:
 
 
 def repair_argv(argv: List[str]) -> List[str]:
-    argv = list(argv)
+    from pipeline.pod_resources import resolve_beam_args
+
+    argv = resolve_beam_args(argv)
     spec = json.loads(argv[argv.index(INPUTS_SPEC_FLAG) + 1]) if INPUTS_SPEC_FLAG in argv else {}
     i = argv.index(EXECUTOR_INPUT_FLAG) + 1
     argv[i] = json.dumps(repair_executor_input(json.loads(argv[i]), spec))

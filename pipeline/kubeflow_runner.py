@@ -11,7 +11,10 @@ Trainer's run_fn uses MirroredStrategy when it is more than one). Then:
 - a DataFingerprint task, never cached, feeds ImageExampleGen's cache key (open-source KFP runs no
   ExampleGen driver): unchanged data reuses every step from KFP's cache, new data runs them all;
 - every task runs `python -m pipeline.kfp_entrypoint` (TFX's entrypoint after repairing what open-source
-  KFP hands over) in `cfg.kubeflow.image` (built from docker/Dockerfile).
+  KFP hands over) in `cfg.kubeflow.image` (built from docker/Dockerfile);
+- the Trainer's GPU node selector and toleration: the package's second YAML document, the Kubernetes
+  platform spec (pipeline/kubernetes_placement.py);
+- `kubeflow.trainer_workers` > 1: the Trainer launches a multi-worker TFJob (pipeline/multiworker.py).
 docs/kubeflow.md says why.
 """
 from __future__ import annotations
@@ -110,7 +113,7 @@ def attach_resources(components, kcfg) -> Dict[str, Any]:
     for c in components:
         if not isinstance(c, base_component.BaseComponent):
             continue
-        if isinstance(c, Trainer):
+        if isinstance(c, Trainer) and kcfg.trainer_workers == 1:  # else its pod only waits for the TFJob
             spec = resource_spec(kcfg.trainer_cpu, kcfg.trainer_memory, kcfg.trainer_gpus)
         else:
             spec = resource_spec(kcfg.component_cpu, kcfg.component_memory)
@@ -127,6 +130,7 @@ def build_cluster_pipeline(cfg: Config, local_storage: bool = False):
     """The TFX pipeline for the cluster (cluster config, serving-dir baseline, resources attached)."""
     from tfx.dsl.components.common import resolver
 
+    from pipeline import multiworker
     from pipeline import pipeline as pipeline_def
 
     ccfg = cluster_config(cfg, local_storage)
@@ -138,6 +142,7 @@ def build_cluster_pipeline(cfg: Config, local_storage: bool = False):
     if resolvers:  # open-source KFP would fail the run at that task
         raise ValueError(f"Resolver nodes cannot run on open-source KFP: {resolvers}")
     relocate_repo_paths(tfx_pipeline.components)
+    multiworker.use_tfjob_trainer(tfx_pipeline.components, ccfg)
     attach_resources(tfx_pipeline.components, ccfg.kubeflow)
     return ccfg, tfx_pipeline
 
@@ -158,6 +163,7 @@ def compile_pipeline(cfg: Config, output: str | None = None, local_storage: bool
     from tfx import version
     from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner as v2
 
+    from pipeline import kubernetes_placement
     from pipeline.pipeline import DATA_FINGERPRINT_ID
 
     path = package_path(cfg, output)
@@ -179,6 +185,7 @@ def compile_pipeline(cfg: Config, output: str | None = None, local_storage: bool
     v2._write_pipeline_spec_to_file(  # TFX's own YAML writer (header comments + sorted spec)
         job, f"GAN image restoration ({ccfg.task}, preset {ccfg.name}) from tfx-{version.__version__}; "
              f"pipeline root {ccfg.pipeline_root}", path)
+    kubernetes_placement.append_platform_spec(path, kubernetes_placement.platform_spec(spec, ccfg.kubeflow))
     log.info("compiled %s (image %s, trainer GPUs %d)", path, cfg.kubeflow.image, cfg.kubeflow.trainer_gpus)
     return path
 

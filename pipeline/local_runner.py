@@ -1,8 +1,9 @@
 """The local runner: `create_pipeline(cfg)` (or a prefix of it) with TFX's BeamDagRunner.
 
-Beam runs with `cfg.beam_args` (default: the DirectRunner in multi-processing mode on every core;
-worker processes are started with this interpreter, so the editable install of this package is what
-they import). `gan-restore run` and `gan-restore demo` (cli/) call `run_pipeline`.
+Beam runs with `cfg.beam_args` (default: the DirectRunner in multi-processing mode, one worker per
+core the CPU quota and memory allow, `pipeline/pod_resources.py`; worker processes are started with
+this interpreter, so the editable install of this package is what they import). `gan-restore run` and
+`gan-restore demo` (cli/) call `run_pipeline`.
 """
 from __future__ import annotations
 
@@ -48,14 +49,22 @@ def run_pipeline(cfg: Config, until: str | None = None) -> None:
     """Build `create_pipeline(cfg)` (or its prefix up to `until`) and run it with BeamDagRunner."""
     from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
-    from pipeline.pipeline import create_components, create_pipeline
-
-    components = select_prefix(create_components(cfg), until)
+    pipeline = local_pipeline(cfg, until)
     log.info("running %s (%s) in %s; Beam args %s; cache %s", cfg.pipeline_name,
-             ", ".join(c.id for c in components), cfg.pipeline_root, " ".join(cfg.beam_args),
+             ", ".join(c.id for c in pipeline.components), cfg.pipeline_root, " ".join(pipeline.beam_pipeline_args),
              "on" if cfg.enable_cache else "off")
     os.makedirs(cfg.pipeline_root, exist_ok=True)
-    BeamDagRunner().run(create_pipeline(cfg, components))
+    BeamDagRunner().run(pipeline)
+
+
+def local_pipeline(cfg: Config, until: str | None = None):
+    """The TFX pipeline a local run executes: `create_pipeline(cfg)` or its prefix, with
+    `--direct_num_workers=0` resolved to what this machine's (or container's) CPUs and memory afford."""
+    from pipeline.pipeline import create_components, create_pipeline
+    from pipeline.pod_resources import resolve_beam_args
+
+    components = select_prefix(create_components(cfg), until)
+    return create_pipeline(cfg.override({"beam_args": tuple(resolve_beam_args(cfg.beam_args))}), components)
 
 
 def select_prefix(components: dict, until: str | None) -> list:

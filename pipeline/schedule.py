@@ -65,13 +65,16 @@ def job_name(cfg) -> str:
 
 def dry_run_request(cfg, package: str | None, pipeline_id: str | None, version_id: str | None,
                     cron: str | None) -> dict:
-    """The request `schedule` would send, with the long pipeline spec shortened to what identifies it."""
+    """The request `schedule` would send, with the long pipeline spec shortened to what identifies it.
+    A package with a Kubernetes platform spec travels as {"pipeline_spec": ..., "platform_spec": ...}
+    (kfp's form); the platform spec is shown in full."""
     request = recurring_run_request(cfg, package, pipeline_id, version_id, cron=cron)
-    spec = request.get("pipeline_spec")
+    body = request.get("pipeline_spec")
+    spec = body.get("pipeline_spec", body) if body else None
     if spec:
-        request["pipeline_spec"] = {"pipelineInfo": spec.get("pipelineInfo"),
-                                    "defaultPipelineRoot": spec.get("defaultPipelineRoot"),
-                                    "tasks": sorted(spec.get("root", {}).get("dag", {}).get("tasks", {}))}
+        short = {"pipelineInfo": spec.get("pipelineInfo"), "defaultPipelineRoot": spec.get("defaultPipelineRoot"),
+                 "tasks": sorted(spec.get("root", {}).get("dag", {}).get("tasks", {}))}
+        request["pipeline_spec"] = {**body, "pipeline_spec": short} if spec is not body else short
     return request
 
 

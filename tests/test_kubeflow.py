@@ -198,8 +198,13 @@ def test_schedule_dry_run_forms_a_recurring_run_request(compiled, capsys):
     assert request["trigger"]["cron_schedule"]["cron"] == cfg.kubeflow.cron
     assert request["max_concurrency"] == 1 and request["no_catchup"] is True
     assert request["mode"] == "ENABLE" and request["display_name"] == schedule.job_name(cfg)
-    assert request["pipeline_spec"]["pipelineInfo"]["name"] == cfg.pipeline_name
-    assert "Trainer" in request["pipeline_spec"]["tasks"]
+    # The Trainer's GPU placement travels with the spec, in kfp's {pipeline_spec, platform_spec} form.
+    assert set(request["pipeline_spec"]) == {"pipeline_spec", "platform_spec"}
+    assert set(request["pipeline_spec"]["platform_spec"]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]) == {
+        "Trainer_executor"}
+    spec = request["pipeline_spec"]["pipeline_spec"]
+    assert spec["pipelineInfo"]["name"] == cfg.pipeline_name
+    assert "Trainer" in spec["tasks"]
     assert request["runtime_config"]["pipeline_root"] == f"s3://ml-bucket/gan/{cfg.pipeline_name}"
 
 
@@ -245,8 +250,10 @@ def test_warm_start_on_kubeflow_reads_the_serving_directory(tmp_path):
 
 def test_the_entrypoint_repairs_what_open_source_kfp_hands_over():
     """Upstream artifacts arrive with an empty type (the KFP driver keeps no schema in ML Metadata) and
-    KFP >= 2.5 adds an executor-logs output: the entrypoint fills the one and drops the other."""
+    KFP >= 2.5 adds an executor-logs output: the entrypoint fills the one and drops the other, and gives
+    Beam the pod's worker count."""
     from pipeline import kfp_entrypoint
+    from pipeline.pod_resources import read_limits
 
     schema = "title: tfx.Examples\ntype: object\n"
     executor_input = {
@@ -263,4 +270,5 @@ def test_the_entrypoint_repairs_what_open_source_kfp_hands_over():
     fixed = json.loads(repaired[3])
     assert fixed["inputs"]["artifacts"]["examples"]["artifacts"][0]["type"] == {"instanceSchema": schema}
     assert list(fixed["outputs"]["artifacts"]) == ["statistics"]
-    assert repaired[:3] + repaired[4:] == argv[:3] + argv[4:]
+    assert repaired[:3] + repaired[4:-1] == argv[:3] + argv[4:-1]
+    assert repaired[-1] == f"--direct_num_workers={read_limits().beam_workers()}"

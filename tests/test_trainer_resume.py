@@ -19,14 +19,23 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WARMUP, GAN, EVERY = 6, 60, 3
 
 
-def _command(data, cfg_path, out):
-    return [sys.executable, "-m", "cli.main", "train", "--config", str(cfg_path),
-            "--transform-output", data.transform_graph, "--train-files", data.train_files[0],
-            "--eval-files", data.eval_files[0], "--serving-model-dir", str(out / "model"),
-            "--model-run-dir", str(out / "logs")]
+def resumable_job(data, tmp_path, warmup: int, gan: int, every: int):
+    """(config, `gan-restore train` command, output dir, the training run's checkpoint dir) of a job that
+    checkpoints and logs every `every` steps under tmp_path (also the multi-worker resume test's job)."""
+    cfg = fixture_config("sr", **{"train.warmup_steps": warmup, "train.gan_steps": gan,
+                                  "train.checkpoint_every": every, "train.log_every": every,
+                                  "train.image_every": 30, "train.checkpoint_root": str(tmp_path / "ckpt")})
+    cfg_path = tmp_path / "config.json"
+    cfg_path.write_text(cfg.to_json())
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "cli.main", "train", "--config", str(cfg_path),
+           "--transform-output", data.transform_graph, "--train-files", data.train_files[0],
+           "--eval-files", data.eval_files[0], "--serving-model-dir", str(out / "model"),
+           "--model-run-dir", str(out / "logs")]
+    return cfg, cmd, out, os.path.join(cfg.checkpoint_root, training_run(cfg, data.train_files, data.eval_files))
 
 
-def _checkpoint_steps(ckpt_dir):
+def checkpoint_steps(ckpt_dir):
     if not os.path.isdir(ckpt_dir):
         return []
     return sorted(int(m.group(1)) for f in os.listdir(ckpt_dir) if (m := re.fullmatch(r"ckpt-(\d+)\.index", f)))
@@ -36,15 +45,7 @@ def _checkpoint_steps(ckpt_dir):
 def test_killed_training_resumes_from_checkpoint_and_exports(transformed_sr, tmp_path):
     import tensorflow as tf
 
-    cfg = fixture_config("sr", **{"train.warmup_steps": WARMUP, "train.gan_steps": GAN,
-                                  "train.checkpoint_every": EVERY, "train.log_every": EVERY,
-                                  "train.image_every": 30, "train.checkpoint_root": str(tmp_path / "ckpt")})
-    cfg_path = tmp_path / "config.json"
-    cfg_path.write_text(cfg.to_json())
-    out = tmp_path / "out"
-    cmd = _command(transformed_sr, cfg_path, out)
-    checkpoint_dir = os.path.join(cfg.checkpoint_root, training_run(cfg, transformed_sr.train_files,
-                                                                    transformed_sr.eval_files))
+    cfg, cmd, out, checkpoint_dir = resumable_job(transformed_sr, tmp_path, WARMUP, GAN, EVERY)
 
     # First attempt: SIGKILL once the trainer reports a GAN-phase checkpoint saved (the phase must survive
     # the restart). Its "checkpoint <path>" line comes after the checkpoint state file names it.
@@ -66,7 +67,7 @@ def test_killed_training_resumes_from_checkpoint_and_exports(transformed_sr, tmp
     assert re.search(rf"resumed from \S+ckpt-{killed_at} at step {killed_at} \(gan phase\)", second.stderr)
     logged = [int(s) for s in re.findall(r"step (\d+)/\d+ \[", second.stderr)]
     assert logged and logged[0] > killed_at and logged[-1] == WARMUP + GAN  # the step count continues
-    assert _checkpoint_steps(checkpoint_dir)[-1] == WARMUP + GAN
+    assert checkpoint_steps(checkpoint_dir)[-1] == WARMUP + GAN
 
     served = tf.saved_model.load(str(out / "model"))
     png = io.BytesIO()
