@@ -73,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
         if args.model_name:
             sources = [ModelSource(args.model_name, os.path.join(base, args.model_name))]
     if args.log_request_starts:
-        logging.getLogger("serving.requests").setLevel(logging.DEBUG)
+        for name in ("serving.requests", "serving.http"):
+            logging.getLogger(name).setLevel(logging.DEBUG)
     ports = dict(grpc_port=0, rest_port=LocalServer.ANY_PORT) if args.any_free_ports else dict(
         grpc_port=args.port, rest_port=args.rest_api_port)
     batching = None

@@ -210,7 +210,7 @@ class BatchScheduler:
 def _merge(arrays: List[np.ndarray], pad_rows: int, pad_lengths: bool) -> np.ndarray:
     if pad_lengths and len({a.shape for a in arrays}) > 1:
         most = np.max([a.shape for a in arrays], axis=0)
-        arrays = [np.pad(a, [(0, 0)] + [(0, m - n) for m, n in zip(most[1:], a.shape[1:], strict=True)], mode="constant",
+        arrays = [np.pad(a, [(0, 0)] + [(0, m - n) for m, n in zip(most[1:], a.shape[1:], strict=True)],
                          constant_values=a.flat[0]) if a.shape[1:] != tuple(most[1:]) else a for a in arrays]
     if pad_rows:
         arrays = arrays + [arrays[-1][:1]] * pad_rows

@@ -103,7 +103,7 @@ class Histogram(_Metric):
         cumulative = 0
         for limit, n in zip(self.buckets + (float("inf"),), counts[:-2], strict=True):
             cumulative += n
-            le = 'le="%s"' % ("+Inf" if limit == float("inf") else _number(limit))
+            le = 'le="%s"' % ("+Inf" if limit == float("inf") else f"{limit:.6g}")
             yield f"{self.name}_bucket{_labels(self.label_names, key, le)} {cumulative}"
         yield f"{self.name}_sum{_labels(self.label_names, key)} {_number(counts[-1])}"
         yield f"{self.name}_count{_labels(self.label_names, key)} {counts[-2]}"

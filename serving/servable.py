@@ -64,8 +64,10 @@ def check_encoded_image(data: bytes, where: str, max_pixels: int) -> int:
 
 
 def _clean_tf_message(msg: str) -> str:
-    msg = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", msg)
-    return re.sub(r"\s*\[\[.*", "", msg.splitlines()[0] if msg else msg).strip()
+    """The line that says what went wrong, without TF's node names, stack of definitions and op names."""
+    msg = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", msg or "").split("[[", 1)[0]
+    lines = [line.strip() for line in msg.splitlines() if line.strip()]
+    return lines[-1] if lines else "error in the graph"
 
 
 class Servable:
