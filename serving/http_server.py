@@ -32,7 +32,7 @@ class Request(NamedTuple):
     method: str
     path: str
     headers: Dict[str, str]  # names lower-cased
-    body: bytes
+    body: bytes  # or a bytearray
 
 
 class Response(NamedTuple):
@@ -131,8 +131,11 @@ class _Connection(asyncio.Protocol):
         method, path, headers, length = self.head
         if len(self.buffer) < length:
             return
-        body = bytes(self.buffer[:length])
-        del self.buffer[:length]
+        if len(self.buffer) == length:  # the usual case: hand the buffer over, no copy
+            body, self.buffer = self.buffer, bytearray()
+        else:
+            body = bytes(memoryview(self.buffer)[:length])
+            del self.buffer[:length]
         self.head = None
         self._dispatch(Request(method, path, headers, body))
 

@@ -13,6 +13,7 @@ bytes, nor recurse without bound:
 - `NaN`, `Infinity` and `-Infinity` are read as TF Serving's parser reads them (rapidjson with
   kParseNanAndInfFlag); the servable then refuses non-finite pixels. On output they are written as TF
   Serving's json_tensor.cc writes them (the same bare tokens, which strict JSON parsers refuse).
+One module over 300 lines on purpose: the generic parser and the bulk path for numbers share one cost model.
 """
 from __future__ import annotations
 
@@ -41,10 +42,12 @@ _NOT_WS = np.ones(256, bool)
 _NOT_WS[[32, 9, 10, 13]] = False
 _STRUCTURAL = np.zeros(256, bool)
 _STRUCTURAL[[91, 93, 44]] = True  # [ ] ,
+_BRACKET = np.zeros(256, bool)
+_BRACKET[[91, 93]] = True
 _NUMBER_CHAR = _NOT_WS & ~_STRUCTURAL
 _NUMERIC = np.zeros(256, bool)
 _NUMERIC[np.frombuffer(b"[], \t\n\r0123456789eE+-.NaIinfty", np.uint8)] = True
-_FIRST_WINDOW = 4096  # an array's extent is searched in growing windows: cost in proportion to its size
+_FIRST_WINDOW = 4096  # an array's extent is read in chunks growing from this size up to _CHUNK
 
 
 class NumericArray:
@@ -90,9 +93,6 @@ class _Parser:
         self.s, self.pos, self.depth, self.values = s, 0, 0, 0
         # ASCII (the usual case): character offsets are byte offsets, and arrays are views of the body.
         self.encoded = memoryview(raw if raw is not None else s.encode()) if s.isascii() else None
-
-    def text(self, start: int, end: int):
-        return self.encoded[start:end] if self.encoded is not None else self.s[start:end].encode()
 
     def fail(self, what: str):
         raise invalid(f"the request body is not valid JSON: {what} at character {self.pos}")
@@ -146,15 +146,29 @@ class _Parser:
         self.depth -= 1
         return v
 
-    def object(self) -> dict:
-        out = {}
+    def members(self, close: str, member) -> None:
+        """`member()` for each ','-separated member up to `close` (the opening character is at `pos`)."""
         self.pos += 1
         self.ws()
-        if self.s.startswith("}", self.pos):
+        if self.s.startswith(close, self.pos):
             self.pos += 1
-            return out
+            return
         while True:
             self.ws()
+            member()
+            self.ws()
+            if self.s.startswith(",", self.pos):
+                self.pos += 1
+            elif self.s.startswith(close, self.pos):
+                self.pos += 1
+                return
+            else:
+                self.fail(f"expecting ',' or '{close}'")
+
+    def object(self) -> dict:
+        out = {}
+
+        def member():
             if not self.s.startswith('"', self.pos):
                 self.fail("expecting a property name in double quotes")
             key = self.value()
@@ -164,50 +178,25 @@ class _Parser:
             self.pos += 1
             self.ws()
             out[key] = self.value()
-            self.ws()
-            if self.s.startswith(",", self.pos):
-                self.pos += 1
-            elif self.s.startswith("}", self.pos):
-                self.pos += 1
-                return out
-            else:
-                self.fail("expecting ',' or '}'")
+
+        self.members("}", member)
+        return out
 
     def array(self) -> list:
         out = []
-        self.pos += 1
-        self.ws()
-        if self.s.startswith("]", self.pos):
-            self.pos += 1
-            return out
-        while True:
-            self.ws()
-            out.append(self.value())
-            self.ws()
-            if self.s.startswith(",", self.pos):
-                self.pos += 1
-            elif self.s.startswith("]", self.pos):
-                self.pos += 1
-                return out
-            else:
-                self.fail("expecting ',' or ']'")
+        self.members("]", lambda: out.append(self.value()))
+        return out
 
     def numeric_array(self) -> NumericArray | None:
         """The array at `pos` if it holds only numbers (at any depth), else None (parsed generically)."""
-        start, window = self.pos, _FIRST_WINDOW
-        while True:
-            end = min(len(self.s), start + window)
-            chunk = np.frombuffer(self.text(start, end), np.uint8)
-            numeric = _NUMERIC[chunk]
-            limit = len(chunk) if numeric.all() else int(np.argmin(numeric))
-            closed = _matching_bracket(chunk[:limit])
-            if closed is not None:
-                break
-            if limit < len(chunk) or end == len(self.s):
-                return None  # something else than numbers inside, or unterminated: the generic parser says
-            window *= 4
+        if self.encoded is None:
+            return None  # a body with non-ASCII text: parsed generically (bounded by MAX_VALUES)
+        start = self.pos
+        closed = _numeric_extent(self.encoded[start:])
+        if closed is None:
+            return None  # something else than numbers inside, or unterminated: the generic parser says
         closed += start
-        text = self.text(start, closed)
+        text = self.encoded[start:closed]
         t = _structure(text)
         rank = len(t) - len(t.lstrip(b"["))
         if self.depth + rank > MAX_DEPTH:
@@ -220,12 +209,25 @@ class _Parser:
         return NumericArray(text, shape)
 
 
-def _matching_bracket(b: np.ndarray) -> int | None:
-    """The index after the bracket closing b[0] ('['), if b holds it."""
-    where = np.flatnonzero((b == 91) | (b == 93))
-    depth = np.cumsum(np.where(b[where] == 91, 1, -1).astype(np.int32))
-    zero = np.flatnonzero(depth == 0)
-    return int(where[zero[0]]) + 1 if zero.size else None
+def _numeric_extent(text) -> int | None:
+    """The length of the array of numbers that `text` starts with ('['), or None when something else
+    comes before its closing bracket. Read in growing chunks, the depth carried over: the cost is in
+    proportion to the array, the temporaries to a chunk."""
+    at, depth, size = 0, 0, _FIRST_WINDOW
+    while at < len(text):
+        chunk = np.frombuffer(text, np.uint8, count=min(size, len(text) - at), offset=at)
+        numeric = _NUMERIC[chunk]
+        limit = len(chunk) if numeric.all() else int(np.argmin(numeric))
+        where = np.flatnonzero(_BRACKET[chunk[:limit]])
+        depths = depth + np.cumsum(np.where(chunk[where] == 91, 1, -1).astype(np.int32))
+        zero = np.flatnonzero(depths == 0)
+        if zero.size:
+            return at + int(where[zero[0]]) + 1
+        if limit < len(chunk):
+            return None
+        depth = int(depths[-1]) if depths.size else depth
+        at, size = at + len(chunk), min(size * 4, _CHUNK)
+    return None
 
 
 def _structure(text) -> bytes:
