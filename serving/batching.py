@@ -116,29 +116,38 @@ class BatchScheduler:
             (k, v.shape[1:], v.dtype.str) for k, v in sorted(inputs.items()))
         task = _Task(inputs, size)
         with self._cond:
-            key = (signature, shape_key)
-            batch = self._open.get(key)
-            if batch is not None and batch.size + size > p.max_batch_size:
-                self._close(key)
-                batch = None
-            if batch is None:
-                queued = sum(1 for b in self._closed if b.signature == signature) + \
-                    sum(1 for k in self._open if k[0] == signature)
-                if queued >= p.max_enqueued_batches:
-                    raise ServingError(grpc.StatusCode.UNAVAILABLE,
-                                       "The batch scheduling queue to which this task was submitted is full")
-                self._note_shape_split(signature, shape_key)
-                batch = self._open[key] = _Batch(signature, shape_key, fn,
-                                                 time.monotonic() + p.batch_timeout_micros / 1e6)
-            batch.tasks.append(task)
-            batch.size += size
-            if batch.size >= p.max_batch_size:
-                self._close(key)
-            self._cond.notify_all()
+            alone = self._stopping  # the version is being unloaded: a request that still reached it runs alone
+            if not alone:
+                self._enqueue(task, signature, shape_key, fn)
+        if alone:
+            return fn(inputs)
         task.done.wait()
         if task.error is not None:
             raise task.error
         return task.outputs
+
+    def _enqueue(self, task: _Task, signature: str, shape_key, fn) -> None:
+        """With the lock held: into the open batch of its signature and shape (a new one if needed)."""
+        p, size = self.params, task.size
+        key = (signature, shape_key)
+        batch = self._open.get(key)
+        if batch is not None and batch.size + size > p.max_batch_size:
+            self._close(key)
+            batch = None
+        if batch is None:
+            queued = sum(1 for b in self._closed if b.signature == signature) + \
+                sum(1 for k in self._open if k[0] == signature)
+            if queued >= p.max_enqueued_batches:
+                raise ServingError(grpc.StatusCode.UNAVAILABLE,
+                                   "The batch scheduling queue to which this task was submitted is full")
+            self._note_shape_split(signature, shape_key)
+            batch = self._open[key] = _Batch(signature, shape_key, fn,
+                                             time.monotonic() + p.batch_timeout_micros / 1e6)
+        batch.tasks.append(task)
+        batch.size += size
+        if batch.size >= p.max_batch_size:
+            self._close(key)
+        self._cond.notify_all()
 
     def _note_shape_split(self, signature: str, shape_key) -> None:
         others = [k[1] for k in self._open if k[0] == signature and k[1] != shape_key]
@@ -161,7 +170,7 @@ class BatchScheduler:
                 return self._closed.popleft()
             now = time.monotonic()
             due = min(self._open.items(), key=lambda kv: kv[1].deadline, default=None)
-            if due is not None and due[1].deadline <= now:
+            if due is not None and (due[1].deadline <= now or self._stopping):
                 self._close(due[0])
                 continue
             if self._stopping and not self._open:
@@ -199,7 +208,7 @@ class BatchScheduler:
             t.done.set()
 
     def stop(self) -> None:
-        """Run what is queued, then end the batch threads."""
+        """Run what is queued at once (open batches too), then end the batch threads."""
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
