@@ -271,9 +271,10 @@ def serving_markdown(recs, ref, sr_model: str) -> List[str]:
     firsts = [r for r in recs if r["bench"] == "serving_first_request"]
     if firsts:
         md += ["", "First request after a version becomes AVAILABLE (a fresh server each), against the steady-state "
-                   "p50 of the next 10 (target <= 1.5x):", "", "| warm-up file | first ms | steady p50 ms | ratio |",
-               "|---|---|---|---|"]
-        md += [f"| {r['warmup_file']} | {r['first_ms']} | {r['steady_p50_ms']} | {r['ratio']} |" for r in firsts]
+                   "p50 of the next 10 (target <= 1.5x):", "",
+               "| case | warm-up file | first ms | steady p50 ms | ratio | load avg |", "|---|---|---|---|---|---|"]
+        md += [f"| {r['case']} | {r['warmup_file']} | {r['first_ms']} | {r['steady_p50_ms']} | {r['ratio']} | "
+               f"{r['load']:.2f} |" for r in firsts]
     bad = [r for r in recs if r["bench"] == "serving_malformed"]
     if bad:
         md += ["", "Malformed REST bodies (refusal time; the server's peak resident memory before -> after):", "",

@@ -174,8 +174,9 @@ def first_request(args, work: str, model_dir: str, png: bytes) -> list:
             steady = run_load("grpc", server.grpc_target, args.model_name, png, 1, 10, 0)
         finally:
             server.stop()
-        records.append({"bench": "serving_first_request", "case": label, "warmup_file": origin if "with" in label
-                        else "none", "first_ms": round(first * 1000, 1), "steady_p50_ms": steady["latency_ms"]["p50"],
+        records.append({"bench": "serving_first_request", "case": label,
+                        "warmup_file": origin if path == warmed else "none", "first_ms": round(first * 1000, 1),
+                        "steady_p50_ms": steady["latency_ms"]["p50"],
                         "ratio": round(first * 1000 / steady["latency_ms"]["p50"], 2), "load": os.getloadavg()[0]})
         print(f"first request {label}: {first * 1000:.1f} ms; steady p50 {steady['latency_ms']['p50']} ms "
               f"(ratio {records[-1]['ratio']})", flush=True)
