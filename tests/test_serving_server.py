@@ -1,9 +1,9 @@
 """The local TF Serving-compatible server as a subprocess, called over real gRPC and REST on loopback.
 
 One server serves two models from one base directory: `srgan` (requests, bad and malformed requests,
-slow connections under load, tiling) and `hotswap` (a second version pushed while serving). The models are the real SRResNet generator of
-the `tiny` preset (models.networks, random weights; two builds give two different versions),
-exported through models.export exactly as the Trainer exports it.
+slow connections under load, tiling) and `hotswap` (a second version pushed while serving). The models
+are the real SRResNet generator of the `tiny` preset (models.networks, random weights; two builds give
+two different versions), exported through models.export exactly as the Trainer exports it.
 """
 import base64
 import http.client
