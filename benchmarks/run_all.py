@@ -1,11 +1,12 @@
-"""`make bench`: quality, inference speed, training speed and data-path benchmarks, one Markdown report.
+"""`make bench`: quality, inference speed, serving, training speed and data-path benchmarks, one Markdown report.
 
-    python -m benchmarks.run_all [--quick] [--only quality,inference,train,datapath] [--sr_model DIR]
+    python -m benchmarks.run_all [--quick] [--only quality,inference,serving,train,datapath] [--sr_model DIR]
 
 Every speed figure is printed beside its peer's figure from the same run and the ratio; each side
 runs in its own process with the same thread count (intra-op = nproc), warm-up runs excluded,
 median of N. The PyTorch side runs in a separate Python 3.11 venv (.venv-torch, created by
 scripts/setup_torch_env.sh when missing). Results: benchmarks/results/<date>/report.md (+ PNGs, JSON).
+One module over 300 lines on purpose: each section's runs and its Markdown table read together here.
 """
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from typing import Dict, List
 
 from benchmarks import common
 
-SECTIONS = ("quality", "inference", "train", "datapath")
+SECTIONS = ("quality", "inference", "serving", "train", "datapath")
+SERVING_SIZE = 128  # LR edge of the served request (a Set5 crop as PNG)
+SERVING_CLIENTS = "1,4,16"
 TF_FP32 = "savedmodel_fp32"  # the product path: the exported SavedModel, float32
 TORCH_FP32 = "fp32"
 PSNR_BUDGET_DB = 0.05  # the largest acceptable PSNR cost of a faster variant
@@ -37,6 +40,9 @@ def parse_args(argv=None):
     p.add_argument("--tf_variants", default=",".join(TF_VARIANTS), help="see benchmarks/inference_tf.py VARIANTS")
     p.add_argument("--torch_variants", default="fp32,fp32_channels_last,bf16_channels_last")
     p.add_argument("--datapath_images", default="400,2000", help="two dataset sizes for the TFX runs")
+    p.add_argument("--serving_requests", type=int, default=24, help="requests per client count (at least 4 per "
+                                                                     "client)")
+    p.add_argument("--malformed_mb", type=int, default=200, help="size of the wrong-shaped REST body timed")
     p.add_argument("--sr_model", default="")
     p.add_argument("--deblur_model", default="")
     p.add_argument("--out", default="")
@@ -47,6 +53,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.quick:
         args.runs, args.sizes, args.datapath_images = 2, "128", "20,60"
+        args.serving_requests, args.malformed_mb = 8, 20
         args.tf_variants = ",".join(QUICK_TF_VARIANTS)
     sections = [s for s in args.only.split(",") if s]
     unknown = set(sections) - set(SECTIONS)
@@ -70,8 +77,11 @@ def main(argv=None) -> int:
     for section in sections:
         print(f"\n=== {section} === load average {common.load_average()}", flush=True)
         try:
-            part, recs = {"quality": quality, "inference": inference, "train": train,
-                          "datapath": datapath}[section](args, out, peak)
+            if section == "serving":
+                part, recs = serving(args, out, peak, records.get("inference"))
+            else:
+                part, recs = {"quality": quality, "inference": inference, "train": train,
+                              "datapath": datapath}[section](args, out, peak)
         except RuntimeError as e:  # one broken benchmark must not lose the others' figures
             print(f"FAILED: {section}: {e}", flush=True)
             part, recs = [f"## {section}", "", f"FAILED: {e} (see the run's console output)", ""], []
@@ -206,7 +216,75 @@ def _targets(tf_recs, torch_recs, fid, size) -> List[str]:
     return lines
 
 
-# -- 3. training -------------------------------------------------------------------------------------
+# -- 3. serving -------------------------------------------------------------------------------------
+
+def serving(args, out, peak, inference_recs):
+    """128x128 PNG over gRPC to `gan-restore serve` at 1, 4 and 16 clients, beside the in-process variants
+    and PyTorch from this run (measured here at 128 when the inference section did not run)."""
+    argv = [_py(), "-m", "benchmarks.serving_load", "--clients", SERVING_CLIENTS, "--size", str(SERVING_SIZE),
+            "--requests", str(args.serving_requests), "--warmup", "3", "--first_request", "--malformed_mb",
+            str(args.malformed_mb), "--emit"]
+    argv += ["--model_dir", args.sr_model] if args.sr_model else ["--bench_model"]
+    recs = common.run_child(argv)
+    if not inference_recs or not any(r["size"] == SERVING_SIZE for r in inference_recs["tf"]):
+        print(f"(in-process reference figures at {SERVING_SIZE}x{SERVING_SIZE}, measured now)", flush=True)
+        sizes, args.sizes = args.sizes, str(SERVING_SIZE)
+        _, inference_recs = inference(args, out, peak)
+        args.sizes = sizes
+    md = serving_markdown(recs, inference_recs, args.sr_model)
+    print("\n".join(md), flush=True)
+    return md, {"serving": recs, "reference": inference_recs}
+
+
+def serving_markdown(recs, ref, sr_model: str) -> List[str]:
+    loads = [r for r in recs if r["bench"] == "serving"]
+    tf_at = [r for r in ref["tf"] if r["size"] == SERVING_SIZE]
+    best_fp32 = min((r for r in tf_at if "bf16" not in r["variant"]), key=lambda r: r["median_s"], default=None)
+    best = min((r for r in tf_at if _ok(ref["fidelity"], r["variant"])), key=lambda r: r["median_s"], default=None)
+    torch_best = min((r for r in ref["torch"] if r["size"] == SERVING_SIZE), key=lambda r: r["median_s"],
+                     default=None)
+    model = f"`{sr_model}`" if sr_model else "the benchmark SRResNet (16x64, srgan-celeba preset, seeded weights)"
+    md = [f"## 3. Serving ({SERVING_SIZE}x{SERVING_SIZE} LR PNG over gRPC to `gan-restore serve`)", "",
+          f"Served: {model}, exported by models/export.py and published as the Pusher does; `serving_default` "
+          f"(PNG in, PNG out: decode, generator, encode), one image per request, each client its own channel, "
+          f"loopback. Latency is the client's wall time per request.", "",
+          "| clients | requests | p50 ms | p99 ms | throughput req/s | failures | load avg |",
+          "|---|---|---|---|---|---|---|"]
+    for r in loads:
+        lat = r["latency_ms"]
+        md.append(f"| {r['clients']} | {r['requests']} | {lat['p50']} | {lat['p99']} | {r['throughput_rps']} | "
+                  f"{r['failures']} | {r['load']:.2f} |")
+    md += ["", f"In-process, same run, {SERVING_SIZE}x{SERVING_SIZE} float graph only (no PNG, no transport):", ""]
+    for label, r in (("our SavedModel, float32 (the served graph)", _by(tf_at, TF_FP32, SERVING_SIZE)),
+                     ("our best float32 variant", best_fp32), ("our best variant (PSNR cost within budget)", best),
+                     ("PyTorch's fastest", torch_best)):
+        if r:
+            md.append(f"- {label}: `{r['variant']}` {common.fmt_ms(r['median_s'])} ms")
+    one = next((r for r in loads if r["clients"] == 1), None)
+    if one and best_fp32:
+        ratio = one["latency_ms"]["p50"] / (best_fp32["median_s"] * 1000)
+        md.append(f"- Served p50 at 1 client / best in-process float32: {ratio:.2f} (target <= 1.15: "
+                  f"{'met' if ratio <= 1.15 else 'NOT met'})")
+    if one and torch_best:
+        ratio = one["latency_ms"]["p50"] / (torch_best["median_s"] * 1000)
+        md.append(f"- Served p50 at 1 client / PyTorch's fastest: {ratio:.2f}")
+    firsts = [r for r in recs if r["bench"] == "serving_first_request"]
+    if firsts:
+        md += ["", "First request after a version becomes AVAILABLE (a fresh server each), against the steady-state "
+                   "p50 of the next 10 (target <= 1.5x):", "",
+               "| case | warm-up file | first ms | steady p50 ms | ratio | load avg |", "|---|---|---|---|---|---|"]
+        md += [f"| {r['case']} | {r['warmup_file']} | {r['first_ms']} | {r['steady_p50_ms']} | {r['ratio']} | "
+               f"{r['load']:.2f} |" for r in firsts]
+    bad = [r for r in recs if r["bench"] == "serving_malformed"]
+    if bad:
+        md += ["", "Malformed REST bodies (refusal time; the server's peak resident memory before -> after):", "",
+               "| body | MB | answer | seconds | server peak MB |", "|---|---|---|---|---|"]
+        md += [f"| {r['body']} | {r['body_mb']} | {r['status']}: {r['error'][:70]} | {r['seconds']} | "
+               f"{r['server_peak_mb_before']} -> {r['server_peak_mb_after']} |" for r in bad]
+    return md + [""]
+
+
+# -- 4. training -------------------------------------------------------------------------------------
 
 def train(args, out, peak):
     runs, warmup = ("1", "2") if args.quick else ("5", "3")
@@ -216,7 +294,7 @@ def train(args, out, peak):
                                   "--warmup", warmup])
     tf_r = next((r for r in recs if r["side"] == "tf"), None)
     th_r = next((r for r in recs if r["side"] == "torch"), None)
-    md = ["## 3. Training speed (one SRGAN step: D update + G update with VGG19 content + adversarial loss, "
+    md = ["## 4. Training speed (one SRGAN step: D update + G update with VGG19 content + adversarial loss, "
           "batch 16, 96x96 HR)", "",
           "| side | s/step | images/s | G params | D params | ratio ours/PyTorch | load avg |",
           "|---|---|---|---|---|---|---|"]
@@ -233,14 +311,14 @@ def train(args, out, peak):
     return md, recs
 
 
-# -- 4. data path ------------------------------------------------------------------------------------
+# -- 5. data path ------------------------------------------------------------------------------------
 
 def datapath(args, out, peak):
     from benchmarks.datapath import break_even
 
     recs = common.run_child([_py(), "-m", "benchmarks.datapath", "--images", args.datapath_images,
                              "--repeat", "1" if args.quick else "2"])
-    md = ["## 4. Data path (ExampleGen + Transform on Beam vs a plain loop)", ""]
+    md = ["## 5. Data path (ExampleGen + Transform on Beam vs a plain loop)", ""]
     if not recs:
         return md + ["skipped (no B100 images)", ""], recs
     r = recs[0]

@@ -34,11 +34,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="bind gRPC and REST to free ports the system chooses; the log line 'gRPC on ..., REST on ...' "
                         "names them (tests, benchmarks)")
     g.add_argument("--log_request_starts", action="store_true",
-                   help="also log a line when each request starts (to see what is in flight)")
+                   help="also log a line when each request starts and each REST connection opens or closes "
+                        "(to see what is in flight)")
+    g = parser.add_argument_group("batching, warm-up, monitoring (TF Serving's flags)")
+    g.add_argument("--enable_batching", action="store_true",
+                   help="batch concurrent requests to a signature, as TF Serving does (docs/serving.md)")
+    g.add_argument("--batching_parameters_file", default=None,
+                   help="text BatchingParameters, e.g. serving/deploy/batching_parameters.txt (default: TF "
+                        "Serving's defaults); implies --enable_batching")
+    g.add_argument("--enable_model_warmup", type=_flag, default=True, metavar="true|false",
+                   help="replay <version>/assets.extra/tf_serving_warmup_requests before a version is "
+                        "AVAILABLE (default: true)")
+    g.add_argument("--monitoring_config_file", default=None,
+                   help="text MonitoringConfig, e.g. serving/deploy/monitoring.config: Prometheus metrics on "
+                        "the REST port at its path")
+
+
+def _flag(text: str) -> bool:
+    if text.lower() not in ("true", "false", "1", "0"):
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return text.lower() in ("true", "1")
 
 
 def run(args: argparse.Namespace) -> int:
+    from serving.batching import BatchingParameters
     from serving.local_server import LocalServer
+    from serving.metrics import prometheus_path
     from serving.model_store import ModelSource, sources_from_config_file
 
     cfg = config_from_args(args)
@@ -52,10 +73,19 @@ def run(args: argparse.Namespace) -> int:
         if args.model_name:
             sources = [ModelSource(args.model_name, os.path.join(base, args.model_name))]
     if args.log_request_starts:
-        logging.getLogger("serving.requests").setLevel(logging.DEBUG)
+        for name in ("serving.requests", "serving.http"):
+            logging.getLogger(name).setLevel(logging.DEBUG)
     ports = dict(grpc_port=0, rest_port=LocalServer.ANY_PORT) if args.any_free_ports else dict(
         grpc_port=args.port, rest_port=args.rest_api_port)
+    batching = None
+    if args.batching_parameters_file:
+        batching = BatchingParameters.from_file(args.batching_parameters_file)
+    elif args.enable_batching:
+        batching = BatchingParameters()
+    metrics_path = prometheus_path(args.monitoring_config_file) if args.monitoring_config_file else ""
     server = LocalServer.from_config(cfg, model_base=base, sources=sources, host=args.host,
-                                     poll_seconds=args.file_system_poll_wait_seconds, threads=args.threads, **ports)
+                                     poll_seconds=args.file_system_poll_wait_seconds, threads=args.threads,
+                                     batching=batching, warmup=args.enable_model_warmup, metrics_path=metrics_path,
+                                     **ports)
     server.serve_until_signalled()
     return 0

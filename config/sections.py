@@ -170,6 +170,13 @@ class ServingConfig:
     poll_seconds: float = setting(1.0, above=0.0)
     server_threads: int = positive(8)
     shutdown_grace_s: float = setting(30.0, min=0.0)
+    # Input pixels restored at once, all requests together (memory grows with them): more queue, in
+    # order. The default lets one request of max_pixels run; a larger one runs alone.
+    max_concurrent_pixels: int = positive(16_000_000)
+    # REST: a request must arrive whole within this many seconds of its first byte (else 408), an idle
+    # connection is closed after as long; the listen backlog (capped by the kernel's somaxconn).
+    rest_read_timeout_s: float = setting(30.0, above=0.0)
+    rest_backlog: int = positive(1024)
 
 
 @dataclass

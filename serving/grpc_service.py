@@ -14,7 +14,6 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from contracts import signatures
 from serving.errors import invalid, not_found
 from serving.model_store import ModelStore
 from serving.request_log import RequestRecord
@@ -51,9 +50,11 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def Predict(self, request, context):
         with RequestRecord("grpc", "Predict", request.model_spec.name) as rec:
             servable = self.store.get(request.model_spec.name, requested_version(request.model_spec))
-            rec.version = servable.version
+            rec.served(servable.version)
+            key = servable.signature_key(request.model_spec.signature_name)
+            rec.served(servable.version, key)
             inputs = {k: input_array(k, v) for k, v in request.inputs.items()}
-            outputs = servable.predict(request.model_spec.signature_name, inputs)
+            outputs = servable.predict(key, inputs)
             wanted = list(request.output_filter) or list(outputs)
             unknown = sorted(set(wanted) - set(outputs))
             if unknown:
@@ -61,7 +62,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             response = predict_pb2.PredictResponse()
             response.model_spec.name = servable.name
             response.model_spec.version.value = servable.version
-            response.model_spec.signature_name = request.model_spec.signature_name or signatures.SERVING
+            response.model_spec.signature_name = key
             for k in wanted:
                 response.outputs[k].CopyFrom(to_tensor_proto(outputs[k]))
             return response
@@ -74,7 +75,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                 raise invalid(f"metadata_field must be ['signature_def'] (the only one TF Serving supports), "
                               f"got {sorted(fields)}")
             servable = self.store.get(request.model_spec.name, requested_version(request.model_spec))
-            rec.version = servable.version
+            rec.served(servable.version)
             response = get_model_metadata_pb2.GetModelMetadataResponse()
             response.model_spec.name = servable.name
             response.model_spec.version.value = servable.version
@@ -90,9 +91,10 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
     def GetModelStatus(self, request, context):
         with RequestRecord("grpc", "GetModelStatus", request.model_spec.name) as rec:
             version = requested_version(request.model_spec)
-            rec.version = version if version is not None else "-"
             response = get_model_status_pb2.GetModelStatusResponse()
-            for s in self.store.status(request.model_spec.name, version):
+            statuses = self.store.status(request.model_spec.name, version)
+            rec.served(version if version is not None else "-")
+            for s in statuses:
                 st = response.model_version_status.add()
                 st.version = s.version
                 st.state = _STATE.Value(s.state)

@@ -3,11 +3,14 @@
 It serves the same model base directory (`<base>/<model name>/<version>/`) with the same APIs and
 the official protos: gRPC PredictionService (Predict, GetModelMetadata) and ModelService
 (GetModelStatus) on one port, TF Serving's REST API on another. New versions are picked up by
-polling (see model_store.py); requests run on bounded thread pools; SIGTERM/SIGINT stop accepting
-new requests and let in-flight ones finish (up to `serving.shutdown_grace_s`).
+polling (see model_store.py) and warmed up before they serve (warmup.py); requests run on bounded
+thread pools, hold their input pixels from one budget (pixel_budget.py) and, with batching on, are
+batched as TF Serving batches them (batching.py); the REST port also serves Prometheus metrics when a
+monitoring config enables them (metrics.py); SIGTERM/SIGINT stop accepting new requests and let
+in-flight ones finish (up to `serving.shutdown_grace_s`).
 
-It is a stand-in with the same contract, not a replacement: no request batching, no GPU scheduling.
-Production runs the official image with the files in serving/deploy/.
+It is a stand-in with the same contract, not a replacement: no GPU scheduling. Production runs the
+official image with the files in serving/deploy/.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from typing import List
 
 from serving.grpc_service import build_grpc_server
 from serving.model_store import ModelSource, ModelStore
+from serving.pixel_budget import PixelBudget
 from serving.rest_api import RestServer
 
 log = logging.getLogger("serving.local_server")
@@ -29,8 +33,15 @@ class LocalServer:
     def __init__(self, *, max_pixels: int, max_message_mb: int, model_base: str = "",
                  sources: List[ModelSource] | None = None, host: str = "0.0.0.0", grpc_port: int = 8500,
                  rest_port: int = 8501, threads: int = 8, poll_seconds: float = 1.0,
-                 shutdown_grace_s: float = 30.0):
-        self.store = ModelStore(max_pixels, sources=sources, model_base=model_base, poll_seconds=poll_seconds)
+                 shutdown_grace_s: float = 30.0, max_concurrent_pixels: int = 16_000_000,
+                 rest_read_timeout_s: float = 30.0, rest_backlog: int = 1024, batching=None,
+                 warmup: bool = True, metrics_path: str = ""):
+        """`batching`: BatchingParameters (None: off); `metrics_path`: where REST serves Prometheus
+        metrics ("" : nowhere, as TF Serving without a monitoring config)."""
+        self.budget = PixelBudget(max_concurrent_pixels)
+        self.store = ModelStore(max_pixels, sources=sources, model_base=model_base, poll_seconds=poll_seconds,
+                                budget=self.budget, batching=batching, warmup=warmup)
+        self.rest_read_timeout_s, self.rest_backlog, self.metrics_path = rest_read_timeout_s, rest_backlog, metrics_path
         self.host, self.grpc_port, self.rest_port = host, grpc_port, rest_port
         self.threads = threads
         self.max_message_bytes = int(max_message_mb) * 1024 * 1024
@@ -44,7 +55,8 @@ class LocalServer:
         s = cfg.serving
         defaults = dict(max_pixels=s.max_pixels, max_message_mb=s.max_message_mb, grpc_port=s.grpc_port,
                         rest_port=s.rest_port, threads=s.server_threads, poll_seconds=s.poll_seconds,
-                        shutdown_grace_s=s.shutdown_grace_s)
+                        shutdown_grace_s=s.shutdown_grace_s, max_concurrent_pixels=s.max_concurrent_pixels,
+                        rest_read_timeout_s=s.rest_read_timeout_s, rest_backlog=s.rest_backlog)
         defaults.update({k: v for k, v in kwargs.items() if v is not None})
         return cls(**defaults)
 
@@ -55,11 +67,15 @@ class LocalServer:
         self._grpc.start()
         if self.rest_port:
             port = 0 if self.rest_port == self.ANY_PORT else self.rest_port
-            self._rest = RestServer(self.store, (self.host, port), self.threads, self.max_message_bytes)
+            self._rest = RestServer(self.store, (self.host, port), self.threads, self.max_message_bytes,
+                                    backlog=self.rest_backlog, read_timeout_s=self.rest_read_timeout_s,
+                                    metrics_path=self.metrics_path)
             self.rest_port = self._rest.server_address[1]
             self._rest.start()
         log.info("serving models %s: gRPC on %s:%d, REST on %s", self.store.model_names(), self.host,
                  self.grpc_port, f"{self.host}:{self.rest_port}" if self.rest_port else "off")
+        if self.metrics_path and self.rest_port:
+            log.info("Prometheus metrics on REST at %s", self.metrics_path)
 
     def stop(self) -> None:
         """Stop accepting, finish in-flight requests, then stop polling."""

@@ -5,7 +5,8 @@ as a `.tmp-3` directory a pusher is still writing, is ignored). Every `poll_seco
 the versions, decides which ones the version policy wants (default: the latest one), LOADS new
 versions first and only then switches requests to them and unloads the versions no longer wanted,
 so a push never interrupts serving. In-flight requests keep a reference to the version they started
-on and finish on it. A version that fails to load is reported (state END with its error) and not
+on and finish on it. A version is AVAILABLE only once its warm-up requests (serving/warmup.py) have
+run. A version that fails to load or to warm up is reported (state END with its error) and not
 retried until its files change.
 
 Version states follow TF Serving's ModelVersionStatus: LOADING -> AVAILABLE -> UNLOADING -> END.
@@ -19,6 +20,7 @@ import threading
 from typing import Callable, Dict, List, Tuple
 
 from contracts import serving_layout
+from serving import warmup
 from serving.errors import not_found
 from serving.servable import Servable
 
@@ -83,11 +85,13 @@ def sources_from_config_file(path: str, base_override: str = "") -> List[ModelSo
 
 class ModelStore:
     def __init__(self, max_pixels: int, sources: List[ModelSource] | None = None, model_base: str = "",
-                 poll_seconds: float = 1.0):
-        """Serve `sources`, or every model directory found under `model_base` (discovered by polling)."""
+                 poll_seconds: float = 1.0, budget=None, batching=None, warmup: bool = True):
+        """Serve `sources`, or every model directory found under `model_base` (discovered by polling).
+        `budget` (PixelBudget), `batching` (BatchingParameters) and `warmup` go to every version."""
         if not sources and not model_base:
             raise ValueError("give model sources or a model base directory")
         self.max_pixels = max_pixels
+        self.budget, self.batching, self.warmup = budget, batching, warmup
         self.model_base = model_base
         self.poll_seconds = poll_seconds
         self._fixed = {s.name: s for s in (sources or [])}
@@ -164,8 +168,10 @@ class ModelStore:
                 self._status[src.name][v] = VersionStatus(v, "UNLOADING")
         for v in stale:
             with self._lock:
-                self._loaded[src.name].pop(v, None)
+                servable = self._loaded[src.name].pop(v, None)
                 self._status[src.name][v] = VersionStatus(v, "END")
+            if servable is not None:
+                servable.close()
             log.info("unloaded model %s version %d", src.name, v)
 
     def _load(self, src: ModelSource, version: int) -> None:
@@ -177,7 +183,13 @@ class ModelStore:
             self._status[src.name][version] = VersionStatus(version, "LOADING")
         log.info("loading model %s version %d from %s", src.name, version, path)
         try:
-            servable = Servable(src.name, version, path, self.max_pixels)
+            servable = Servable(src.name, version, path, self.max_pixels, self.budget, self.batching)
+            try:
+                if self.warmup:
+                    warmup.replay(servable)
+            except Exception:
+                servable.close()
+                raise
         except Exception as e:  # a broken push must not take the server down
             self._failed[(src.name, version)] = mtime
             with self._lock:
@@ -206,3 +218,7 @@ class ModelStore:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        with self._lock:
+            servables = [s for versions in self._loaded.values() for s in versions.values()]
+        for servable in servables:
+            servable.close()

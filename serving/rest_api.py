@@ -1,34 +1,37 @@
-"""TF Serving's REST API over a ModelStore (the subset this product uses), on a pooled HTTP server.
+"""TF Serving's REST API over a ModelStore (the subset this product uses), on serving.http_server.
 
 GET  /v1/models/<name>[/versions/<v>]              model status
 GET  /v1/models/<name>[/versions/<v>]/metadata     signature defs
 POST /v1/models/<name>[/versions/<v>]:predict      {"instances": [...]} (row) or {"inputs": ...} (columnar)
+GET  <monitoring path>                             Prometheus metrics, when a monitoring config enables them
 
 Binary values travel as {"b64": "..."} both ways (outputs whose name ends in `_bytes` are encoded so,
 like TF Serving). Errors answer {"error": "..."} with TF Serving's HTTP status for the gRPC code.
+Bodies are parsed by serving.json_tensors (cost in proportion to their size, depth bounded).
 """
 from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
-import threading
-from concurrent import futures
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any, Dict, Tuple
 
 import grpc
 import numpy as np
 from google.protobuf import json_format
 
+from serving import json_tensors
 from serving.errors import ServingError, invalid, not_found
+from serving.http_server import HttpServer, Request, Response
+from serving.json_tensors import NumericArray
+from serving.metrics import CONTENT_TYPE, METRICS
 from serving.model_store import ModelStore
 from serving.request_log import RequestRecord
 
 _ROUTE = re.compile(r"^/v1/models/(?P<name>[^/:]+)"
                     r"(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
                     r"(?:(?P<metadata>/metadata)|:(?P<verb>[a-z]+))?/?$")
+_API = {"predict": "Predict", "metadata": "GetModelMetadata", "status": "GetModelStatus"}
 
 
 # -- JSON <-> numpy --------------------------------------------------------------------------------
@@ -54,6 +57,13 @@ def _decode_b64(v):
 def _to_array(name: str, value, spec) -> np.ndarray:
     import tensorflow as tf
 
+    if spec.dtype == tf.string and _contains(value, NumericArray):
+        raise invalid(f"input {name!r} is DT_STRING: send encoded images as {{\"b64\": \"...\"}}, got numbers")
+    if spec.dtype != tf.string:
+        shape = _numeric_shape(value)
+        if shape is not None and not json_tensors.compatible(shape, spec.shape):  # before any number is parsed
+            raise invalid(f"input {name!r} has shape {list(shape)}, expected {spec.shape.as_list()} (None: any size)")
+        value = json_tensors.materialize(value, spec.dtype.as_numpy_dtype, name)
     value = _decode_b64(value)
     try:
         if spec.dtype == tf.string:
@@ -82,6 +92,16 @@ def _contains(v, types) -> bool:
     return isinstance(v, types)
 
 
+def _numeric_shape(value):
+    """The shape of a NumericArray, or of a list of equal-shaped ones (instances), else None."""
+    if isinstance(value, NumericArray):
+        return value.shape
+    if isinstance(value, list) and value and all(isinstance(v, NumericArray) for v in value):
+        shapes = {v.shape for v in value}
+        return (len(value),) + value[0].shape if len(shapes) == 1 else None
+    return None
+
+
 def parse_predict_body(body: Dict[str, Any], specs) -> Tuple[Dict[str, np.ndarray], bool]:
     """{"instances": ...} or {"inputs": ...} -> (named numpy inputs, row_format)."""
     if not isinstance(body, dict):
@@ -91,6 +111,12 @@ def parse_predict_body(body: Dict[str, Any], specs) -> Tuple[Dict[str, np.ndarra
     names = sorted(specs)
     if "instances" in body:
         rows = body["instances"]
+        if isinstance(rows, NumericArray):  # numbers all the way down: one input's whole batch
+            if not rows.shape[0]:
+                raise invalid("\"instances\" must be a non-empty list")
+            if len(names) != 1:
+                raise invalid(f"this signature has inputs {names}: each instance must be an object naming them")
+            return {names[0]: _to_array(names[0], rows, specs[names[0]])}, True
         if not isinstance(rows, list) or not rows:
             raise invalid("\"instances\" must be a non-empty list")
         named = all(isinstance(r, dict) and not _is_b64(r) for r in rows)
@@ -144,59 +170,57 @@ def status_json(statuses) -> Dict[str, Any]:
 
 # -- HTTP ------------------------------------------------------------------------------------------
 
-class _Handler(BaseHTTPRequestHandler):
-    server: RestServer
-    server_version = "gan-restoration-local-serving"
+class RestApi:
+    """The REST routes as a serving.http_server handler."""
 
-    def log_message(self, fmt, *args):  # one line per request comes from RequestRecord instead
-        pass
+    def __init__(self, store: ModelStore, metrics_path: str = ""):
+        self.store, self.metrics_path = store, metrics_path
 
-    def do_GET(self):
-        self._dispatch("GET")
+    def is_cheap(self, method: str, path: str) -> bool:
+        return method == "GET"  # status, metadata, metrics: never queued behind predictions
 
-    def do_POST(self):
-        self._dispatch("POST")
-
-    def _dispatch(self, http_method: str) -> None:
-        m = _ROUTE.match(self.path.split("?", 1)[0])
+    def handle(self, request: Request) -> Response:
+        path = request.path.split("?", 1)[0]
+        if self.metrics_path and path == self.metrics_path and request.method == "GET":
+            return Response(200, METRICS.render().encode(), CONTENT_TYPE)
+        m = _ROUTE.match(path)
         kind = "unknown"
         if m:
             kind = "metadata" if m["metadata"] else (m["verb"] or "status")
-        with RequestRecord("rest", f"{http_method} {kind}", m["name"] if m else "-") as rec:
+        with RequestRecord("rest", f"{request.method} {kind}", m["name"] if m else "-", _API.get(kind, kind)) as rec:
             if not m:
-                raise not_found(f"malformed request path {self.path!r}: expected /v1/models/<name>"
+                raise not_found(f"malformed request path {request.path[:200]!r}: expected /v1/models/<name>"
                                 "[/versions/<version>][/metadata|:predict]")
             if m["label"]:
                 raise not_found(f"version label {m['label']!r} is not configured on this server")
             version = self._version(m["version"])
-            rec.version = "-" if version is None else version
-            if http_method == "GET" and kind in ("status", "metadata"):
-                if kind == "status":
-                    payload = status_json(self.server.store.status(m["name"], version))
-                else:
-                    servable = self.server.store.get(m["name"], version)
-                    rec.version = servable.version
-                    payload = self._metadata(servable)
-            elif http_method == "POST" and kind == "predict":
-                payload = self._predict(m["name"], version, rec)
+            if request.method == "GET" and kind == "status":
+                payload = status_json(self.store.status(m["name"], version))
+                rec.served(version if version is not None else "-")
+            elif request.method == "GET" and kind == "metadata":
+                servable = self.store.get(m["name"], version)
+                rec.served(servable.version)
+                payload = self._metadata(servable)
+            elif request.method == "POST" and kind == "predict":
+                payload = self._predict(m["name"], version, request.body, rec)
             elif kind in ("classify", "regress"):
                 raise ServingError(grpc.StatusCode.UNIMPLEMENTED,
                                    f"{kind} is not supported: these models have predict signatures only")
             else:
-                raise not_found(f"{http_method} {self.path} is not a TF Serving REST endpoint")
-            self._send(200, payload)
-        if rec.error is not None:
-            self._send(rec.error.http_status, {"error": rec.error.message})
+                raise not_found(f"{request.method} {path[:200]} is not a TF Serving REST endpoint")
+            return Response(200, json_tensors.dumps(payload))
+        return Response(rec.error.http_status, json_tensors.dumps({"error": rec.error.message}))
 
     @staticmethod
     def _version(text: str | None) -> int | None:
         if text is None:
             return None
         if not text.isdigit():
-            raise invalid(f"model version must be an integer, got {text!r}")
+            raise invalid(f"model version must be an integer, got {text[:40]!r}")
         return int(text)
 
-    def _metadata(self, servable) -> Dict[str, Any]:
+    @staticmethod
+    def _metadata(servable) -> Dict[str, Any]:
         from tensorflow_serving.apis import get_model_metadata_pb2
 
         sig_map = get_model_metadata_pb2.SignatureDefMap()
@@ -205,80 +229,24 @@ class _Handler(BaseHTTPRequestHandler):
         return {"model_spec": {"name": servable.name, "signature_name": "", "version": str(servable.version)},
                 "metadata": {"signature_def": json_format.MessageToDict(sig_map, preserving_proto_field_name=True)}}
 
-    def _predict(self, name: str, version: int | None, rec: RequestRecord) -> Dict[str, Any]:
-        length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit():
-            raise invalid("Content-Length is required")
-        if int(length) > self.server.max_message_bytes:
-            self._discard_body(int(length))
-            raise ServingError(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                               f"request body of {length} bytes is over this server's limit of "
-                               f"{self.server.max_message_bytes} bytes", http_status=413)
-        raw = self.rfile.read(int(length))
-        servable = self.server.store.get(name, version)
-        rec.version = servable.version
-        try:
-            body = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise invalid(f"the request body is not valid JSON: {e}") from None
+    def _predict(self, name: str, version: int | None, raw: bytes, rec: RequestRecord) -> Dict[str, Any]:
+        servable = self.store.get(name, version)
+        rec.served(servable.version)
+        body = json_tensors.loads(raw)
         signature_name = body.get("signature_name", "") if isinstance(body, dict) else ""
-        specs = servable.input_specs(signature_name)
-        inputs, row_format = parse_predict_body(body, specs)
-        outputs = servable.predict(signature_name, inputs)
-        return format_predict_response(outputs, row_format)
-
-    def _discard_body(self, length: int) -> None:
-        """Read and drop a refused body (bounded) so the client sees the answer, not a reset."""
-        self.close_connection = True
-        left = min(length, 2 * self.server.max_message_bytes)
-        while left > 0:
-            chunk = self.rfile.read(min(left, 1 << 20))
-            if not chunk:
-                break
-            left -= len(chunk)
-
-    def _send(self, status: int, payload: Dict[str, Any]) -> None:
-        data = json.dumps(payload).encode()
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client went away; nothing to answer
+        if not isinstance(signature_name, str):
+            raise invalid("\"signature_name\" must be a string")
+        key = servable.signature_key(signature_name)
+        rec.served(servable.version, key)
+        inputs, row_format = parse_predict_body(body, servable.input_specs(key))
+        return format_predict_response(servable.predict(key, inputs), row_format)
 
 
-class RestServer(HTTPServer):
-    """HTTPServer that hands requests to a bounded thread pool; `stop()` finishes in-flight requests."""
+class RestServer(HttpServer):
+    """TF Serving's REST API on an HttpServer; `stop()` finishes in-flight requests."""
 
-    daemon_threads = False
-    allow_reuse_address = True
-
-    def __init__(self, store: ModelStore, address: Tuple[str, int], threads: int, max_message_bytes: int):
-        super().__init__(address, _Handler)
-        self.store = store
-        self.max_message_bytes = max_message_bytes
-        self.pool = futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rest")
-        self._thread: threading.Thread | None = None
-
-    def process_request(self, request, client_address):
-        self.pool.submit(self._process, request, client_address)
-
-    def _process(self, request, client_address):
-        try:
-            self.finish_request(request, client_address)
-        except Exception:
-            self.handle_error(request, client_address)
-        finally:
-            self.shutdown_request(request)
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="rest-accept", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self.shutdown()  # stop accepting
-        self.pool.shutdown(wait=True)  # finish what was accepted
-        self.server_close()
+    def __init__(self, store: ModelStore, address: Tuple[str, int], threads: int, max_message_bytes: int, *,
+                 backlog: int, read_timeout_s: float, metrics_path: str = ""):
+        self.api = RestApi(store, metrics_path)
+        super().__init__(address[0], address[1], self.api.handle, self.api.is_cheap, threads=threads,
+                         backlog=backlog, read_timeout_s=read_timeout_s, max_body_bytes=max_message_bytes)

@@ -54,16 +54,17 @@ class LogWatcher:
         with self._cond:
             return len(self.lines)
 
-    def wait_for(self, pattern: str, after: int = 0, timeout: float = 300.0) -> re.Match:
-        """The first line at index >= `after` matching `pattern` (a regex), waiting for it to be written.
-        The timeout only bounds a failure; a closed stream (the process died) fails at once."""
+    def wait_for(self, pattern: str, after: int = 0, timeout: float = 300.0, count: int = 1) -> re.Match:
+        """The `count`-th line at index >= `after` matching `pattern` (a regex), waiting for it to be
+        written. The timeout only bounds a failure; a closed stream (the process died) fails at once."""
         rx = re.compile(pattern)
         with self._cond:
-            seen = after
+            seen, found = after, 0
             while True:
                 for line in self.lines[seen:]:
                     m = rx.search(line)
-                    if m:
+                    found += bool(m)
+                    if m and found == count:
                         return m
                 seen = len(self.lines)
                 if self._closed:

@@ -1,5 +1,6 @@
 """Client retries, the REST JSON mapping, the model store's version handling and `predict --local`."""
 import base64
+import json
 import logging
 import os
 import shutil
@@ -149,3 +150,54 @@ def test_string_tensor_fast_path_matches_tensorflow():
         bad = to_tensor_proto([b"a", b"b"])
         bad.tensor_shape.dim[0].size = 3
         to_ndarray(bad)
+
+
+@pytest.mark.parametrize("text", [
+    "[[[[0.5, 0.25, 1]], [[0, 1e-3, -2.5E+2]]]]",
+    '{"instances": [[[0.5, 0.5, 0.5], [1, 1, 1]]], "signature_name": "restore"}',
+    '{"a": [{"b64": "YQ=="}, "s\\u00e9", true, null, -0, 1.5e3], "b": {"c": [[], []], "d": [[[]]]}}',
+    "[ 1 ,\n 2 , 3\t]",
+])
+def test_request_json_parses_like_the_json_module(text):
+    from serving import json_tensors
+
+    def plain(v):
+        if isinstance(v, json_tensors.NumericArray):
+            return v.to_numpy(np.float64).tolist()
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return [plain(x) for x in v] if isinstance(v, list) else v
+
+    for body in (text.encode(), text):
+        assert plain(json_tensors.loads(body)) == json.loads(text)
+
+
+def test_request_json_reads_non_finite_numbers_as_tf_serving_and_writes_them_the_same_way():
+    from serving import json_tensors
+
+    parsed = json_tensors.loads(b'{"x": [[NaN, Infinity, -Infinity]], "y": NaN}')
+    x = parsed["x"].to_numpy(np.float32)
+    assert np.isnan(x[0, 0]) and x[0, 1] == np.inf and x[0, 2] == -np.inf and np.isnan(parsed["y"])
+    # TF Serving's json_tensor.cc writes these tokens for non-finite floats (not strict JSON, as there).
+    out = json_tensors.dumps(rest_api.format_predict_response({"images": x}, row_format=False))
+    assert out == b'{"outputs": [[NaN, Infinity, -Infinity]]}'
+
+
+def test_request_json_refuses_deep_nesting_ragged_arrays_and_bad_numbers_cheaply():
+    from serving import json_tensors
+
+    for body, fragment in ((b"[" * 100_000 + b"]" * 100_000, "nests deeper"),
+                           (b'{"a":' * 100_000 + b"0" + b"}" * 100_000, "nests deeper"),
+                           (b"[[1, 2], [3]]", "ragged"), (b"[[1, 2], 3]", "ragged"), (b"[1,,2]", "ragged"),
+                           (b"[1, 2,]", "ragged"), (b"[1 2]", "whitespace"), (b"[[1, 2]", "expecting"),
+                           (b'{"a" 1}', "expecting ':'"), (b"\xff", "UTF-8"), (b"", "empty"), (b"[1] x", "extra")):
+        with pytest.raises(ServingError) as e:
+            json_tensors.loads(body)
+        assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT and fragment in e.value.message, (body[:20], e.value)
+    with pytest.raises(ServingError, match="not numbers"):
+        json_tensors.loads(b"[1.5, 1.2.3]").to_numpy(np.float32)
+    # The shape of a wrong-shaped float body is refused before any of its numbers is parsed.
+    big = json_tensors.loads(("[" + ",".join(["[[0.5, 0.5, 0.5, 0.5]]"] * 1000) + "]").encode())
+    assert big.shape == (1000, 1, 4)
+    with pytest.raises(ServingError, match=r"has shape \[1000, 1, 4\], expected \[None, None, None, 3\]"):
+        rest_api.parse_predict_body({"inputs": big}, FLOAT_SPECS)

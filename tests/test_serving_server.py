@@ -1,16 +1,18 @@
 """The local TF Serving-compatible server as a subprocess, called over real gRPC and REST on loopback.
 
-One server serves two models from one base directory: `srgan` (requests, errors, tiling) and
-`hotswap` (a second version pushed while serving). The models are the real SRResNet generator of
-the `tiny` preset (models.networks, random weights; two builds give two different versions),
-exported through models.export exactly as the Trainer exports it.
+One server serves two models from one base directory: `srgan` (requests, bad and malformed requests,
+slow connections under load, tiling) and `hotswap` (a second version pushed while serving). The models
+are the real SRResNet generator of the `tiny` preset (models.networks, random weights; two builds give
+two different versions), exported through models.export exactly as the Trainer exports it.
 """
 import base64
 import http.client
 import json
 import os
 import signal
+import socket
 import threading
+import time
 
 import grpc
 import numpy as np
@@ -47,7 +49,9 @@ def server(tmp_path_factory):
     base = str(tmp_path_factory.mktemp("serving_base"))
     srv = ServerProcess(base, str(tmp_path_factory.mktemp("logs") / "server.log"),
                         ["--set", f"serving.max_pixels={MAX_PIXELS}",
-                         "--set", f"serving.max_message_mb={MAX_MESSAGE_MB}", "--set", "serving.shutdown_grace_s=60"])
+                         "--set", f"serving.max_message_mb={MAX_MESSAGE_MB}", "--set", "serving.shutdown_grace_s=60",
+                         # slow connections stay open through the load test (its requests take seconds)
+                         "--set", "serving.rest_read_timeout_s=120"])
     try:
         root = tmp_path_factory.mktemp("exports")
         # Without the bicubic skip: an untrained residual tail starts at zero (the model would be plain
@@ -183,6 +187,126 @@ def test_bad_requests_get_clear_errors_and_the_server_keeps_serving(server, phot
         status, payload = rest_call(server, "POST", "/v1/models/srgan:predict", {"instances": [b64(good)]})
         assert status == 200 and len(payload["predictions"]) == 1, what
     assert server.proc.poll() is None
+
+
+def raw_http(server, data: bytes) -> bytes:
+    """What the server answers to raw bytes on one connection, read until it closes the connection."""
+    with socket.create_connection(("127.0.0.1", server.rest_port), timeout=60) as s:
+        s.sendall(data)
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_malformed_requests_get_a_4xx_with_a_message_and_the_server_keeps_serving(server, photo):
+    from serving.errors import ServingError
+
+    good = {"instances": [{"b64": base64.b64encode(images.encode_png(photo)).decode()}]}
+    predict = "/v1/models/srgan:predict"
+    deep = 200_000
+    cases = [  # (what, body, HTTP status, message fragment)
+        ("200,000 levels of nested lists", b"[" * deep + b"]" * deep, 400, "nests deeper than"),
+        ("200,000 levels of nested objects", b'{"a":' * deep + b"1" + b"}" * deep, 400, "nests deeper than"),
+        ("nested instances", {"instances": [[[[[[[{"b64": "AA=="}]]]]]]]}, 400, "shape"),
+        ("NaN pixels", b'{"signature_name": "restore", "instances": [[[[NaN, 0.5, 0.5]]]]}', 400, "non-finite"),
+        ("Infinity pixels", b'{"signature_name": "restore", "inputs": [[[[0.5, Infinity, -Infinity]]]]}', 400,
+         "2 non-finite"),
+        ("four channels", {"signature_name": "restore", "instances": np.full((1, 8, 8, 4), 0.5).tolist()}, 400,
+         "has shape [1, 8, 8, 4], expected [None, None, None, 3]"),
+        ("rank 3 floats", {"signature_name": "restore", "inputs": np.full((8, 8, 3), 0.5).tolist()}, 400, "shape"),
+        ("ragged rows", b'{"signature_name": "restore", "instances": [[[[0.5, 0.5, 0.5]], [[0.5, 0.5]]]]}', 400,
+         "ragged"),
+        ("a number that is not", b'{"signature_name": "restore", "instances": [[[[0.5, 0.5, 1.2.3]]]]}', 400,
+         "not numbers"),
+        ("whitespace inside a number", b'{"signature_name": "restore", "instances": [[[[0.5, 0.5, 1 2]]]]}', 400,
+         "whitespace"),
+        ("numbers for image bytes", {"instances": [[1, 2, 3]]}, 400, "b64"),
+        ("a signature name that is not a string", {"signature_name": 7, "instances": [1]}, 400, "string"),
+        ("not UTF-8", b'{"instances": ["\xff\xfe"]}', 400, "UTF-8"),
+        ("empty body", b"", 400, "empty"),
+        ("trailing garbage", json.dumps(good).encode() + b" }", 400, "extra data"),
+        ("a huge body of the wrong shape", b"[" + b"0.5," * (MAX_MESSAGE_MB * 1024 * 1024 // 4) + b"0.5]", 413,
+         "over this server's limit"),
+    ]
+    for what, body, http_status, fragment in cases:
+        status, payload = rest_call(server, "POST", predict, body)
+        assert status == http_status, (what, payload)
+        assert fragment in payload["error"], (what, payload)
+    # A wrong-shaped body just under the limit is refused from its shape, before its numbers are parsed.
+    wrong = {"signature_name": "restore", "instances": np.full((1, 300, 300, 4), 0.123456).tolist()}
+    status, payload = rest_call(server, "POST", predict, wrong)
+    assert status == 400 and "expected [None, None, None, 3]" in payload["error"]
+
+    # HTTP-level mistakes: answered, then the connection is closed.
+    assert raw_http(server, b"GARBAGE\r\n\r\n").startswith(b"HTTP/1.1 400")
+    assert raw_http(server, b"POST /v1/models/srgan:predict HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    b"5\r\nhello\r\n0\r\n\r\n").startswith(b"HTTP/1.1 411")
+    assert raw_http(server, b"GET /v1/models/srgan HTTP/1.1\r\nX: " + b"a" * 70_000 + b"\r\n\r\n"
+                    ).startswith(b"HTTP/1.1 431")
+    big = MAX_MESSAGE_MB * 1024 * 1024 + 1
+    answer = raw_http(server, f"POST {predict} HTTP/1.1\r\nContent-Length: {big}\r\nExpect: 100-continue\r\n\r\n"
+                      .encode())
+    assert answer.startswith(b"HTTP/1.1 413")  # refused before the body was sent
+
+    # Non-finite pixels over gRPC too; the server is alive and serving.
+    with grpc_client(server) as g:
+        with pytest.raises(ServingError) as e:
+            g.predict_arrays({"images": np.full((1, 4, 4, 3), np.nan, np.float32)}, signature_name="restore")
+        assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT and "48 non-finite" in e.value.message
+    status, payload = rest_call(server, "POST", predict, good)
+    assert status == 200 and len(payload["predictions"]) == 1
+    assert server.proc.poll() is None
+
+
+def test_slow_connections_and_100_clients_never_starve_health_checks(server):
+    """8 connections that never finish a request (4 idle, 4 half-sent) stay open while 100 clients
+    predict at once; every health check meanwhile answers within a second and no request fails."""
+    png = base64.b64encode(images.encode_png(np.full((12, 12, 3), 128, np.uint8))).decode()
+    body = json.dumps({"instances": [{"b64": png}]}).encode()
+    mark = server.log.mark()
+    slow = [socket.create_connection(("127.0.0.1", server.rest_port), timeout=60) for _ in range(8)]
+    for i, s in enumerate(slow[4:]):  # half-sent: a partial request line, partial headers, a partial body
+        s.sendall([b"GET /v1/mod", b"POST /v1/models/srgan:predict HTTP/1.1\r\nContent-Le",
+                   b"POST /v1/models/srgan:predict HTTP/1.1\r\nContent-Length: 1000\r\n\r\n{\"inst",
+                   b"GET /v1/models/srgan HTTP/1.1\r\n"][i])
+    # The server has accepted all eight (its log says so) before the load starts.
+    server.log.wait_for(r"rest connection [\d.:]+ opened$", after=mark, count=8)
+
+    results, health = [], []
+    start, done = threading.Barrier(101), threading.Event()
+
+    def client():
+        start.wait()
+        results.append(rest_call(server, "POST", "/v1/models/srgan:predict", body))
+
+    def checker():
+        start.wait()
+        while not done.is_set():
+            t0 = time.perf_counter()
+            status, payload = rest_call(server, "GET", "/v1/models/srgan")
+            health.append((time.perf_counter() - t0, status, payload))
+
+    threads = [threading.Thread(target=client) for _ in range(100)]
+    watcher = threading.Thread(target=checker)
+    for t in threads + [watcher]:
+        t.start()
+    for t in threads:
+        t.join()
+    done.set()
+    watcher.join()
+
+    assert len(results) == 100 and all(status == 200 and len(p["predictions"]) == 1 for status, p in results), \
+        [r for r in results if r[0] != 200][:3]
+    assert health and all(status == 200 and p["model_version_status"][0]["state"] == "AVAILABLE"
+                          for _, status, p in health)
+    slowest = max(seconds for seconds, _, _ in health)
+    assert slowest < 1.0, f"a health check took {slowest:.2f} s under load ({len(health)} checks)"
+    for s in slow:  # still open, still unanswered: they were held for the whole load
+        s.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            s.recv(1)
+        s.close()
 
 
 def test_client_tiles_over_grpc_like_untiled_restoration(server, tmp_path):
