@@ -12,7 +12,7 @@ import os
 import sys
 import warnings
 
-from config import ConfigError
+from config import ConfigError, tf_env
 from config.errors import find_user_error
 
 # subcommand -> module
@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    tf_env.apply()  # before any subcommand imports TensorFlow
     args = build_parser().parse_args(argv)
     if not args.verbose:
         # TensorFlow's C++ INFO/WARNING lines (oneDNN, TensorRT notices) and google-api-core's Python

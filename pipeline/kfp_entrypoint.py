@@ -46,6 +46,9 @@ def repair_argv(argv: List[str]) -> List[str]:
 
 
 def main(argv: List[str] | None = None) -> None:
+    from config import tf_env
+
+    tf_env.apply()  # before TFX imports TensorFlow
     from absl import app
     from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor as tfx_entrypoint
 

@@ -7,7 +7,10 @@ import sys
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tf_keras is this stack's Keras (docs/stack.md)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from config import tf_env  # noqa: E402
+
+tf_env.apply()  # as every process of the product: tf_keras, oneDNN kernels on
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # GAN_RESTORE_SHARED_DATA points elsewhere (a path that does not exist: the suite as a user's clone runs it).
