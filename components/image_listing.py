@@ -136,6 +136,11 @@ def _scan_gopro(root: str) -> Tuple[List[Candidate], List[Reject]]:
                 paths, bad = _files_below(root, f"{top}/{scene}/{kind}", recursive=False)
                 frames[kind] = {posixpath.basename(p): p for p in paths}
                 rejects += bad
+            kinds = {posixpath.basename(d) for d in tree_walk.walk(root, f"{top}/{scene}", recursive=False).folders}
+            if datasets.sharp_only_scene(kinds):  # no blur/ folder at all: frames to blur synthetically
+                cands += [Candidate(f"{scene}/{posixpath.splitext(name)[0]}", split, scene, path)
+                          for name, path in sorted(frames["sharp"].items())]
+                continue
             pairs, unpaired = datasets.pair_frames(frames["blur"], frames["sharp"])
             for stem, blur, sharp in pairs:
                 cands.append(Candidate(f"{scene}/{stem}", split, scene, frames["sharp"][sharp], frames["blur"][blur]))

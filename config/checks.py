@@ -131,6 +131,9 @@ def check_local_run(cfg) -> None:
         raise ConfigError("data.root is empty: set it to the folder that holds the images")
     if "://" not in cfg.data.root and not os.path.isdir(cfg.data.root):
         raise ConfigError(f"data.root {cfg.data.root!r} is not a directory")
+    start = cfg.train.warm_start_from
+    if cfg.train.warm_start and start and "://" not in start and not os.path.isdir(start):
+        raise ConfigError(f"train.warm_start_from {start!r} is not a directory (a SavedModel or a serving base)")
     if perceptual_enabled(cfg) and cfg.train.gan_steps and not cfg.loss.allow_random_vgg:
         try:
             resolve_weights(cfg.loss.perceptual_net, cfg.loss.vgg_weights)

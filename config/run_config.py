@@ -30,7 +30,8 @@ from config.sections import (
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE_DATA = os.path.join(REPO_ROOT, "data", "samples")
 # Settings that say how a run is watched or started, not what it trains: not part of its identity.
-_NOT_IDENTITY = ("checkpoint_root", "log_every", "image_every", "checkpoint_every", "warm_start", "allow_cpu")
+_NOT_IDENTITY = ("checkpoint_root", "log_every", "image_every", "checkpoint_every", "warm_start", "warm_start_from",
+                 "allow_cpu")
 
 
 @dataclass

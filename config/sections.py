@@ -131,6 +131,9 @@ class TrainConfig:
     # Resolver, on Kubeflow the newest version in the serving directory) when a run starts afresh;
     # `gan-restore schedule` turns it on for scheduled retraining. A resumed run restores its checkpoint.
     warm_start: bool = False
+    # With warm_start, where a run starts when no model has been blessed yet: a SavedModel directory or
+    # a serving base (its newest version), e.g. a shipped pretrained model (pretrained/).
+    warm_start_from: str = ""
     # Devices: 0 = all GPUs present (MirroredStrategy for >1), CPU when there are none; >= 1 asks for
     # that many GPUs and the Trainer stops at start when none is visible (Kubeflow sets it to
     # kubeflow.trainer_gpus), unless allow_cpu (then it trains on the CPU, with a warning).

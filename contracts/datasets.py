@@ -7,7 +7,9 @@ checks them; both take the names, the CelebA partition format and the GOPRO pair
   celeba  `img_align_celeba/*`; splits from `list_eval_partition.txt` (0 train, 1 eval, 2 test) when
           present, else by a hash of the id.
   gopro   `{train,test}/<scene>/{blur,sharp}/*`, blur and sharp frames paired by scene and file stem;
-          train/ -> train, test/ -> eval. Other folders (GOPRO_Large's `blur_gamma`) are ignored.
+          train/ -> train, test/ -> eval. Other folders (GOPRO_Large's `blur_gamma`) are ignored. A
+          scene with `sharp/` and no `blur/` folder holds sharp-only frames, which Transform blurs
+          synthetically: real pairs and synthetic blur in one data set (DeblurGAN's combined set).
 """
 from __future__ import annotations
 
@@ -76,6 +78,11 @@ def parse_partition(text: str, origin: str = CELEBA_PARTITION) -> Dict[str, str]
             raise ValueError(f"{origin}:{n}: {name} is listed in two different splits")
         out[name] = split
     return out
+
+
+def sharp_only_scene(folders) -> bool:
+    """A GOPRO-layout scene whose frames are all sharp: a `sharp/` folder and no `blur/` folder."""
+    return "sharp" in folders and "blur" not in folders
 
 
 def pair_frames(blur: Iterable[str], sharp: Iterable[str]) -> Tuple[List[Tuple[str, str, str]], List[Tuple[str, str]]]:

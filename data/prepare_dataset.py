@@ -1,5 +1,5 @@
 """Lays out a user's own CelebA or GOPRO download for the pipeline, checks the result, prints a summary.
-(One script of ~550 lines on purpose: the three layouts share its archive reader, summary and command line.)
+(One script of ~620 lines on purpose: the three layouts share its archive reader, summary and command line.)
 
     python data/prepare_dataset.py celeba --images img_align_celeba.zip \\
         --partition list_eval_partition.txt --out /data/celeba
@@ -12,9 +12,13 @@ Layouts written (what `data.layout` = celeba | gopro reads, with `data.root` = -
             0 train, 1 eval, 2 test)
     gopro:  <out>/{train,test}/<scene>/{blur,sharp}/*.png (blur: the linear `blur` frames by default,
             `--blur blur_gamma` for the gamma-corrected ones)
-    tiles:  <out>/<name>_y<Y>_x<X>.png, non-overlapping tile x tile squares cut from every image of
-            the sources (files or folders, searched recursively) for the folder layout: the pipeline
-            takes one crop per image, so a few large photographs become many training examples
+    tiles:  <out>/<name>_y<Y>_x<X>.png, tile x tile squares (every --stride pixels; default: no overlap)
+            cut from every image of the sources (files or folders, searched recursively) for the folder
+            layout: the pipeline takes one crop per image, so a few large photographs become many
+            training examples
+    pair-tiles: <out>/{blur,sharp}/<name>_y<Y>_x<X>.png, aligned tiles of blur/sharp frame pairs: one
+            scene folder of the gopro layout (<root>/{train,test}/<scene>); a scene with only sharp/
+            is blurred synthetically by Transform
 
 Sources may be the zip archives as downloaded or their extracted folders (any nesting, e.g. Kaggle's
 img_align_celeba/img_align_celeba/ and list_eval_partition.csv). Files already in place with the same
@@ -47,6 +51,7 @@ from contracts.datasets import (
     is_image_name,
     pair_frames,
     parse_partition,
+    sharp_only_scene,
 )
 
 CELEBA_OFFICIAL = {"train": 162_770, "eval": 19_867, "test": 19_962}
@@ -54,7 +59,8 @@ GOPRO_OFFICIAL = {"train": (22, 2_103), "test": (11, 1_111)}  # (scenes, pairs) 
 GOPRO_FRAME = re.compile(r"(?:^|/)(train|test)/([^/]+)/(blur|blur_gamma|sharp)/([^/]+)$")
 SAFE_NAME = re.compile(r"^[\w][\w.+-]*$")  # file/scene names we write: no separators, no "..", no dotfiles
 MODES = ("copy", "hardlink", "symlink")
-RUN_HINT = {"celeba": "srgan-celeba", "gopro": "deblurgan-gopro", "tiles": "srresnet-psnr"}
+RUN_HINT = {"celeba": "srgan-celeba", "gopro": "deblurgan-gopro", "tiles": "srresnet-psnr",
+            "pair-tiles": "deblurgan-gopro"}
 
 
 class LayoutError(Exception):
@@ -378,9 +384,14 @@ def check_gopro(root: str, decode: bool = False) -> Summary:
             continue
         scenes = sorted(d for d in os.listdir(os.path.join(root, split))
                         if os.path.isdir(os.path.join(root, split, d)))
-        pairs = 0
+        pairs = sharp_only = 0
         for scene in scenes:
             rel = f"{split}/{scene}"
+            if sharp_only_scene(os.listdir(os.path.join(root, rel))):  # frames Transform blurs synthetically
+                names = sorted(os.listdir(os.path.join(root, rel, "sharp")))
+                bad = _check_files(root, [f"{rel}/sharp/{f}" for f in names], decode, summary)
+                sharp_only += len(names) - len(bad)
+                continue
             frames = {}
             for kind in ("blur", "sharp"):
                 folder = os.path.join(root, split, scene, kind)
@@ -403,6 +414,8 @@ def check_gopro(root: str, decode: bool = False) -> Summary:
                 pairs += 1
         summary.counts[f"{split} scenes"] = len(scenes)
         summary.counts[f"{split} pairs"] = pairs
+        if sharp_only:
+            summary.counts[f"{split} sharp-only frames"] = sharp_only
     got = {s: (summary.counts.get(f"{s} scenes"), summary.counts.get(f"{s} pairs")) for s in GOPRO_SPLITS}
     if got == GOPRO_OFFICIAL:
         summary.notes.append("scene and pair counts match GOPRO_Large")
@@ -427,12 +440,34 @@ def _image_files(sources: list) -> list:
     return files
 
 
-def layout_tiles(sources: list, out: str, tile: int) -> Summary:
-    """Cuts every source image into non-overlapping `tile` squares (from the top-left; the remainder
-    at the right and bottom edges is dropped) written as RGB PNGs. Names carry the source's stem, its
-    folder when two sources share a stem, and the tile's position, so the result is reproducible."""
+def _tile_starts(length: int, tile: int, stride: int) -> range:
+    """Tile offsets from 0 in steps of `stride`; the remainder at the far edge is dropped."""
+    return range(0, length - tile + 1, stride)
+
+
+def _check_tiling(tile: int, stride: int | None) -> int:
     if tile < 8:
         raise LayoutError(f"tiles: --tile must be at least 8 pixels, got {tile}")
+    stride = stride or tile
+    if not 0 < stride <= tile:
+        raise LayoutError(f"tiles: --stride must be in [1, --tile], got {stride}")
+    return stride
+
+
+def _save_tiles(im, stem: str, out: str, tile: int, stride: int) -> int:
+    w, h = im.size
+    for y in _tile_starts(h, tile, stride):
+        for x in _tile_starts(w, tile, stride):
+            im.crop((x, y, x + tile, y + tile)).save(os.path.join(out, f"{stem}_y{y:04d}_x{x:04d}.png"))
+    return len(_tile_starts(h, tile, stride)) * len(_tile_starts(w, tile, stride))
+
+
+def layout_tiles(sources: list, out: str, tile: int, stride: int | None = None) -> Summary:
+    """Cuts every source image into `tile` squares every `stride` pixels (default: non-overlapping; from
+    the top-left, the remainder at the right and bottom edges dropped) written as RGB PNGs. Names carry
+    the source's stem, its folder when two sources share a stem, and the tile's position, so the result
+    is reproducible."""
+    stride = _check_tiling(tile, stride)
     from PIL import Image
 
     files = _image_files(sources)
@@ -459,12 +494,45 @@ def layout_tiles(sources: list, out: str, tile: int) -> Summary:
         if w < tile or h < tile:
             summary.add("too_small", f"{f} ({w}x{h} < {tile})")
             continue
-        for y in range(0, h - tile + 1, tile):
-            for x in range(0, w - tile + 1, tile):
-                im.crop((x, y, x + tile, y + tile)).save(os.path.join(out, f"{stem}_y{y:04d}_x{x:04d}.png"))
-                written += 1
+        written += _save_tiles(im, stem, out, tile, stride)
     summary.counts["source images"] = len(files)
     summary.counts[f"tiles {tile}x{tile}"] = written
+    return summary
+
+
+def layout_pair_tiles(blur_dir: str, sharp_dir: str, out: str, tile: int, stride: int | None = None,
+                      names: list | None = None) -> Summary:
+    """Blur/sharp frames (paired by file stem, as the pipeline pairs them) cut into aligned tiles: a scene
+    folder `out` with blur/ and sharp/ of the gopro layout. `names`: only these frames (e.g. keep others
+    out of training to evaluate on them)."""
+    stride = _check_tiling(tile, stride)
+    from PIL import Image
+
+    listed = {kind: sorted(n for n in os.listdir(d) if is_image_name(n)) if os.path.isdir(d) else []
+              for kind, d in (("blur", blur_dir), ("sharp", sharp_dir))}
+    if names:
+        listed = {kind: [n for n in found if n in names or os.path.splitext(n)[0] in names]
+                  for kind, found in listed.items()}
+    pairs, unpaired = pair_frames(listed["blur"], listed["sharp"])
+    if not pairs:
+        raise LayoutError(f"pair-tiles: no frames of the same name in {blur_dir} and {sharp_dir}")
+    summary = Summary("pair tiles", out)
+    for kind, f in unpaired:
+        summary.add("unpaired", f"{kind}/{f}")
+    written = 0
+    for stem, b, s in pairs:
+        with Image.open(os.path.join(blur_dir, b)) as bi, Image.open(os.path.join(sharp_dir, s)) as si:
+            blur, sharp = bi.convert("RGB"), si.convert("RGB")
+        if blur.size != sharp.size:
+            summary.add("size_mismatch", f"{stem} ({blur.size} vs {sharp.size})")
+            continue
+        safe = re.sub(r"[^\w.+-]", "_", stem)
+        for kind, im in (("blur", blur), ("sharp", sharp)):
+            os.makedirs(os.path.join(out, kind), exist_ok=True)
+            count = _save_tiles(im, safe, os.path.join(out, kind), tile, stride)
+        written += count
+    summary.counts["pairs"] = len(pairs)
+    summary.counts[f"tile pairs {tile}x{tile}"] = written
     return summary
 
 
@@ -505,6 +573,14 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "preset srresnet-psnr)")
     t.add_argument("--source", nargs="+", help="image files and/or folders (searched recursively)")
     t.add_argument("--tile", type=int, default=128, help="tile edge in pixels (use the preset's data.crop_size)")
+    t.add_argument("--stride", type=int, default=None, help="pixels between tiles (default: the tile: no overlap)")
+    pt = sub.add_parser("pair-tiles", parents=[common],
+                        help="aligned tiles of blur/sharp frame pairs: one gopro-layout scene folder (--out)")
+    pt.add_argument("--blur", required=True, help="folder of blurred frames")
+    pt.add_argument("--sharp", required=True, help="folder of sharp frames of the same names")
+    pt.add_argument("--frames", nargs="+", default=None, help="only these frames (file names or stems)")
+    pt.add_argument("--tile", type=int, default=256, help="tile edge in pixels (use the preset's data.crop_size)")
+    pt.add_argument("--stride", type=int, default=None, help="pixels between tiles (default: the tile)")
     return p
 
 
@@ -514,7 +590,9 @@ def run(args: argparse.Namespace) -> Summary:
             return check_tiles(args.out, decode=args.verify)
         if not args.source:
             raise LayoutError("tiles needs --source (image files or folders), or --check-only")
-        return layout_tiles(args.source, args.out, args.tile)
+        return layout_tiles(args.source, args.out, args.tile, args.stride)
+    if args.dataset == "pair-tiles":
+        return layout_pair_tiles(args.blur, args.sharp, args.out, args.tile, args.stride, args.frames)
     if args.dataset == "celeba":
         if args.check_only:
             return check_celeba(args.out, decode=args.verify)

@@ -40,8 +40,11 @@ def run_fn(fn_args) -> None:
     custom = fn_args.custom_config or {}
     if "config" not in custom:
         raise ValueError("the Trainer needs custom_config={'config': cfg.to_json()} (pipeline/pipeline.py)")
-    base_model = fn_args.base_model or serving_layout.latest_version_dir(custom.get(WARM_START_FROM, ""))
-    train_and_export(Config.from_json(custom["config"]), train_files=fn_args.train_files,
+    cfg = Config.from_json(custom["config"])
+    # The latest blessed model (the Resolver's, or the newest served version), else the configured start.
+    base_model = (fn_args.base_model or serving_layout.latest_version_dir(custom.get(WARM_START_FROM, ""))
+                  or (cfg.train.warm_start_from and serving_layout.resolve_model_dir(cfg.train.warm_start_from)))
+    train_and_export(cfg, train_files=fn_args.train_files,
                      eval_files=fn_args.eval_files, transform_output=fn_args.transform_output,
                      model_run_dir=fn_args.model_run_dir, serving_model_dir=fn_args.serving_model_dir,
                      base_model=base_model or "")

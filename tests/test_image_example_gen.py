@@ -237,16 +237,19 @@ def test_gopro_layout_pairs_blur_and_sharp_by_scene_and_name(tmp_path):
     save(root / "test/GOPR0396_11_00/blur/000005.png", half)
     save(root / "test/GOPR0396_11_00/sharp/000005.png", a["sharp"])  # sizes differ
     save(root / "train/GOPR0384_11_00/blur_gamma/000001.png", a["blur"])  # GOPRO_Large extra: ignored
+    # A scene of sharp frames only (no blur/ folder): examples without `blur`, blurred by Transform.
+    save(root / "train/photos/sharp/tile_1.png", b["sharp"])
+    frames["photos/tile_1"] = {"sharp": b["sharp"]}
     cfg = preset("deblurgan-gopro").override({"data.root": str(root), "data.crop_size": 64})
 
     examples = run_executor(cfg, tmp_path / "out")
 
     got = {s: read_split(examples.uri, s) for s in ("train", "eval")}
-    assert sorted(got["train"]) == ["GOPR0384_11_00/000001", "GOPR0384_11_00/000002"]
+    assert sorted(got["train"]) == ["GOPR0384_11_00/000001", "GOPR0384_11_00/000002", "photos/tile_1"]
     assert sorted(got["eval"]) == ["GOPR0396_11_00/000001"]
     for exs in got.values():
         for i, feats in exs.items():
-            assert feats["image"] == frames[i]["sharp"] and feats["blur"] == frames[i]["blur"]
+            assert feats["image"] == frames[i]["sharp"] and feats.get("blur") == frames[i].get("blur")
             assert feats["scene"].decode() == i.split("/")[0] and (feats["height"], feats["width"]) == (128, 128)
     assert read_rejects(examples.uri) == {
         "train/GOPR0384_11_00/blur/000003.png": "unpaired",

@@ -298,3 +298,32 @@ def test_tiles_wrong_inputs_are_clear_errors(tmp_path, capsys):
     assert "neither a file nor a folder" in capsys.readouterr().err
     assert prep.main(["tiles", "--source", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "no images" in capsys.readouterr().err
+
+
+def test_overlapping_tiles_and_aligned_pair_tiles_for_a_mixed_deblur_set(fake_gopro, tmp_path, capsys):
+    """Tiles every --stride pixels; blur/sharp pairs cut into aligned tiles as one gopro-layout scene; a scene
+    of sharp tiles only (no blur/) is reported as frames for synthetic blur, and the pipeline's listing
+    takes both kinds."""
+    from components.image_listing import scan
+
+    src = fake_gopro / "train" / "GOPR0384_11_00"
+    root = tmp_path / "mixed"
+    assert prep.main(["pair-tiles", "--blur", str(src / "blur"), "--sharp", str(src / "sharp"), "--tile", "64",
+                      "--stride", "32", "--out", str(root / "train" / "real")]) == 0
+    # 000002 has no blur frame: listed, not cut. 128x128 frames -> 3 x 3 tiles of 64 every 32 pixels.
+    assert "unpaired (1)" in capsys.readouterr().out
+    blur_tiles = sorted(os.listdir(root / "train" / "real" / "blur"))
+    assert blur_tiles == sorted(os.listdir(root / "train" / "real" / "sharp")) and len(blur_tiles) == 9
+    with Image.open(src / "blur" / "000001.png") as im:
+        np.testing.assert_array_equal(np.asarray(Image.open(root / "train/real/blur/000001_y0032_x0064.png")),
+                                      np.asarray(im.convert("RGB"))[32:96, 64:128])
+    assert prep.main(["tiles", "--source", str(src / "sharp"), "--tile", "64", "--out",
+                      str(root / "train" / "photos" / "sharp")]) == 0
+    assert prep.main(["pair-tiles", "--blur", str(src / "blur"), "--sharp", str(src / "sharp"), "--tile", "64",
+                      "--frames", "000001", "--out", str(root / "test" / "heldout")]) == 0
+    capsys.readouterr()
+    s = prep.check_gopro(str(root))
+    assert s.counts["train pairs"] == 9 and s.counts["train sharp-only frames"] == 8 and s.num_problems == 0
+    listing = scan(str(root), "gopro", 0.8)
+    kinds = {c.id.split("/")[0]: c.blur is None for c in listing.candidates}
+    assert kinds == {"real": False, "photos": True, "heldout": False} and not listing.rejects

@@ -90,3 +90,24 @@ def test_a_model_of_another_architecture_is_refused(transformed_sr, tmp_path):
     load_generator(same, cfg, export_generator(build_generator(cfg), str(tmp_path / "same"), cfg))
     assert all(np.isfinite(v.numpy()).all() for v in same.variables)
     assert os.path.isdir(tmp_path / "same")
+
+
+def test_without_a_blessed_model_a_run_starts_from_train_warm_start_from(transformed_sr, tmp_path, caplog):
+    """A pipeline's first warm start has no blessed model yet: it takes `train.warm_start_from` (a shipped
+    model, a SavedModel or a serving base); the Trainer's base_model input wins when there is one."""
+    from tfx.components.trainer.fn_args_utils import FnArgs
+
+    from models.export import export_generator
+    from models.networks import build_generator
+    from models.trainer import run_fn
+
+    cfg = _cfg(tmp_path, **{"train.warmup_steps": 1})
+    base = tmp_path / "pretrained" / "srgan"
+    export_generator(build_generator(cfg), str(base / "3"), cfg)  # a serving base: its newest version is used
+    warm = cfg.override({"train.warm_start": True, "train.warm_start_from": str(base)})
+    args = dict(train_files=transformed_sr.train_files, eval_files=transformed_sr.eval_files,
+                transform_output=transformed_sr.transform_graph, model_run_dir=str(tmp_path / "logs"),
+                custom_config={"config": warm.to_json()})
+    with caplog.at_level(logging.INFO, logger="models"):
+        run_fn(FnArgs(serving_model_dir=str(tmp_path / "m1"), **args))
+    assert any(f"warm start from {base / '3'}:" in r.getMessage() for r in caplog.records)
