@@ -65,11 +65,9 @@ def _group_by_shape(batch: Sequence[np.ndarray]) -> Dict[tuple, List[int]]:
     return groups
 
 
-def model_config(model_dir: str, fallback):
-    """The configuration stored in the SavedModel (task, scale), with the caller's gate thresholds.
-
-    Read from the variables checkpoint (the `config_json` variable) rather than by loading the
-    SavedModel, which SavedModelRestorer does once anyway."""
+def stored_config(model_dir: str):
+    """The configuration a SavedModel was trained with, read from its variables checkpoint (the
+    `config_json` variable) without loading the graph. Raises ValueError when it carries none."""
     import json
 
     import tensorflow as tf
@@ -78,8 +76,17 @@ def model_config(model_dir: str, fallback):
 
     try:
         reader = tf.train.load_checkpoint(os.path.join(model_dir, "variables", "variables"))
-        stored = Config.from_dict(json.loads(reader.get_tensor(signatures.CONFIG_CHECKPOINT_KEY)))
+        return Config.from_dict(json.loads(reader.get_tensor(signatures.CONFIG_CHECKPOINT_KEY)))
     except (tf.errors.OpError, ValueError, KeyError) as e:
-        log.warning("%s carries no usable config (%s); using the command line's task/scale", model_dir, e)
+        raise ValueError(f"{model_dir} carries no usable configuration ({e})") from None
+
+
+def model_config(model_dir: str, fallback):
+    """The configuration stored in the SavedModel (task, scale), with the caller's gate thresholds; the
+    caller's configuration when the model carries none."""
+    try:
+        stored = stored_config(model_dir)
+    except ValueError as e:
+        log.warning("%s; using the command line's task/scale", e)
         return fallback
     return stored.override({f"eval.{k}": v for k, v in fallback.to_dict()["eval"].items()})

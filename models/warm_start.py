@@ -6,13 +6,10 @@ A model of another architecture (the configuration stored in it says so) is refu
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 
 import tensorflow as tf
-
-from contracts import signatures
 
 log = logging.getLogger(__name__)
 
@@ -23,19 +20,17 @@ class WarmStartError(ValueError):
 
 def load_generator(generator, cfg, model_dir: str) -> None:
     """Assign the generator variables of the SavedModel at `model_dir` to `generator` (built for `cfg`)."""
-    from config import Config
+    from models.restorer import stored_config
 
-    variables = os.path.join(model_dir, "variables", "variables")
     try:
-        stored = Config.from_dict(json.loads(tf.train.load_checkpoint(variables).get_tensor(
-            signatures.CONFIG_CHECKPOINT_KEY)))
-    except (tf.errors.OpError, ValueError, KeyError) as e:
+        stored = stored_config(model_dir)
+    except ValueError as e:
         raise WarmStartError(f"warm start from {model_dir}: not a model of this product ({e})") from None
     if (stored.task, stored.model) != (cfg.task, cfg.model):
         raise WarmStartError(
             f"warm start from {model_dir}: it is a {stored.task} model with model settings {stored.model}, this run "
             f"trains {cfg.task} with {cfg.model}; set train.warm_start=false to start from initial weights")
-    status = tf.train.Checkpoint(generator=generator).read(variables)
+    status = tf.train.Checkpoint(generator=generator).read(os.path.join(model_dir, "variables", "variables"))
     status.assert_existing_objects_matched()  # every generator variable found in the model
     status.expect_partial()  # the model holds more (its config): not ours to restore
     log.info("warm start: generator initialised from %s", model_dir)
