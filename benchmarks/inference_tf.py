@@ -47,6 +47,13 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.variant in AMP_VARIANTS + ("folded_bf16", "savedmodel_bf16"):
         os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+    if args.variant == "savedmodel_bf16":
+        from models.inference.precision import cpu_has_bf16
+
+        if not cpu_has_bf16():
+            print("SKIP: savedmodel_bf16: this CPU has no native bfloat16 (AVX512_BF16, AMX), where the export "
+                  "refuses export.precision=bfloat16", flush=True)
+            return 0
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)

@@ -38,8 +38,10 @@ def train_and_export(cfg: Config, train_files: Sequence[str], eval_files: Sequen
                      model_run_dir: str, serving_model_dir: str, strategy: tf.distribute.Strategy | None = None) -> str:
     """Train (or resume) to `warmup_steps + gan_steps` generator steps, then export the generator."""
     from models.export import export_generator
+    from models.inference.precision import check_supported
     from models.networks import generator_size_multiple
 
+    check_supported(cfg.export.precision)  # before the first step, not after the last one
     t = cfg.train
     trainer = GanTrainer(cfg, strategy)  # fails here, before any step, on a missing VGG weights file
     log.info("strategy %s with %d replica(s), precision %s, global batch %d, checkpoints in %s",

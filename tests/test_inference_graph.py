@@ -55,14 +55,17 @@ def test_reduced_precision_costs_under_005_db_psnr_y_on_real_images(task, precis
     reference = tf.function(lambda x: t.generator(x, training=False))
     reduced = tf.function(inference_fn(t.generator, t.cfg, precision))
     border = t.cfg.scale if task == "sr" else 0
-    costs, gains = [], []
+    costs, fidelity, change = [], [], []
     for degraded, target in t.pairs:
         ref, out = _restore_uint8(reference, degraded), _restore_uint8(reduced, degraded)
         baseline = degraded if task == "deblur" else degrade.resize_uint8(degraded, t.cfg.scale)
         costs.append(metrics.psnr_y(ref, target, border) - metrics.psnr_y(out, target, border))
-        gains.append(metrics.psnr_y(ref, target, border) - metrics.psnr_y(baseline, target, border))
-    assert np.mean(gains) > 0.3, f"the generator has not learned enough to measure a cost on: gains {gains}"
+        fidelity.append(metrics.psnr_y(out, ref, border))
+        change.append(metrics.psnr_y(ref, baseline, border))
+    # The network changes its input (or its bicubic upscale) visibly: the figures are not trivially met.
+    assert max(change) < 50.0, f"the generator barely changes its input: {change} dB"
     assert max(costs) < PSNR_BUDGET_DB, f"{precision} PSNR-Y costs {costs} dB"
+    assert min(fidelity) > 50.0, f"{precision} PSNR-Y against float32 {fidelity} dB"
 
 
 @pytest.mark.slow

@@ -1,11 +1,15 @@
 """Small generators trained briefly on the committed samples, for tests whose figures mean something only
 with trained weights (the PSNR cost of a reduced precision, tiles against whole images): the untrained
 models are bicubic (SR) and the identity (deblur) by construction, where every rewrite is trivially exact.
+Training starts from perturbed weights (a zero tail holds back every other layer's gradient for hundreds
+of steps), a few hundred steps: the models are far from good (the SR one is below bicubic), but every
+output pixel goes through trained layers, which is what a precision or tiling figure needs.
 
     trained_generator("sr") -> Trained(cfg, generator, pairs)   (cached per process)
     perturbed_generator(cfg) -> a generator with every weight moved off its initialisation (no training)
 
-SR: SRResNet with batch norm and the tanh output (the paper's form; batch norm is what the export folds),
+SR: SRResNet with batch norm and the tanh output (the paper's form, no bicubic skip: the whole image goes
+through the network; batch norm is what the export folds),
 4 blocks x 32 channels, L1 on 64x64 crops with x4 MATLAB-bicubic LR. Deblur: the tiny DeblurGAN generator
 (2 blocks, 16 channels), L1 on 64x64 crops with a seeded camera-shake blur. `pairs` are (input uint8,
 target uint8) of held-out sample tiles: 32x32 LR with 128x128 HR, 128x128 blurred with sharp.
@@ -34,7 +38,7 @@ class Trained(NamedTuple):
 
 def config(task: str) -> Config:
     if task == "sr":
-        return preset("tiny", "sr", {"model.batch_norm": True})
+        return preset("tiny", "sr", {"model.batch_norm": True, "model.residual_bicubic": False})
     return preset("tiny", "deblur")
 
 
@@ -66,7 +70,7 @@ def trained_generator(task: str) -> Trained:
     from models import degrade, images
 
     cfg = config(task)
-    g = perturbed_generator(cfg)  # zero tails would hold back every other layer's gradient for hundreds of steps
+    g = perturbed_generator(cfg)
     names = sample_images.NAMES[::2]  # every other tile for training, spread over the photographs
     held_out = [n for n in sample_images.NAMES if n not in names][-HELD_OUT:]
     train = np.stack([images.uint8_to_float(sample_images.rgb(n)) for n in names])
