@@ -65,6 +65,8 @@ def test_fingerprint_ignores_logging_cadence_but_not_training_settings():
     ({"loss.perceptual_net": "resnet"}, "loss.perceptual_net"),
     ({"eval.min_ssim": 1.5}, "eval.min_ssim must be <= 1"),
     ({"serving.tile_size": 32, "serving.tile_overlap": 32}, "serving.tile_overlap 32 must be smaller"),
+    ({"export.tile_size": 64, "export.tile_overlap": 64}, "export.tile_overlap 64 must be smaller"),
+    ({"export.precision": "int8"}, "export.precision must be one of 'float32', 'bfloat16', 'float16'; got 'int8'"),
     ({"kubeflow.cron": "0 3 * * 0"}, "kubeflow.cron needs 6 fields"),
     ({"train.warmup_steps": 0, "train.gan_steps": 0}, "nothing would be trained"),
     ({"train.lr_schedule": "step", "train.lr_decay_steps": 0}, "train.lr_decay_steps"),
