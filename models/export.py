@@ -98,8 +98,9 @@ class RestorationModule(tf.Module):
         def restore_group(g, pngs):
             members = tf.cast(tf.reshape(tf.where(tf.equal(group_of, g)), [-1]), tf.int32)
             restored = self._restore(images.tf_to_float(decoded.gather(members)), images.tf_to_uint8, tf.uint8)
-            encoded = tf.map_fn(tf.io.encode_png, restored, fn_output_signature=tf.string)
-            return (pngs.scatter(members, encoded),)
+            # A loop over slices, not map_fn, which would first copy the whole batch into a list.
+            return _loop(tf.size(members), lambda j, pngs: (pngs.write(members[j], tf.io.encode_png(restored[j])),),
+                         pngs)
 
         (pngs,) = _loop(tf.size(groups, out_type=tf.int32), restore_group,
                         tf.TensorArray(tf.string, size=n, element_shape=[]))

@@ -6,9 +6,10 @@ The geometry and the blending weights are models/tile_geometry.py's, the same th
 The grid is a product of row and column tiles, so the normalised weight of a tile is the product of a
 row weight and a column weight. Outputs are assembled by a streaming overlap-add: tiles of a row of
 tiles are added into a strip from left to right, and each column range no later tile touches is
-finished and kept; strips are added the same way from top to bottom. Only one tile's activations, one
-strip and the finished output are alive at a time; `finish` (clip, or conversion to uint8 for the PNG
-signature) runs on the finished pieces, so a uint8 output never exists in float32 at full size.
+finished and kept; strips are added the same way from top to bottom. Only one tile's activations (one
+tile position of every image of the batch), one strip and the finished output are alive at a time;
+`finish` (clip, or conversion to uint8 for the PNG signature) runs on the finished pieces, so a uint8
+output never exists in float32 at full size.
 """
 from __future__ import annotations
 
@@ -54,26 +55,23 @@ def overlap_add(count, starts, piece, piece_shape, finish, dtype):
 def restore_tiled(x, forward, scale: int, tile: int, overlap: int, finish, out_dtype):
     """x float32 [N, H, W, 3] -> finish(forward restored tile by tile, blended) [N, sH, sW, 3].
 
-    forward: float32 [n, h, w, 3] -> float32 [n, sh, sw, 3] for any h, w <= tile."""
+    forward: float32 [N, h, w, 3] -> float32 [N, sh, sw, 3] for any h, w <= tile. Each call restores
+    one tile position of all N images (memory: N tiles)."""
     shape = tf.shape(x)
+    n = shape[0]
     th, ys, wy = axis_weights(shape[1], tile, overlap, scale)
     tw, xs, wx = axis_weights(shape[2], tile, overlap, scale)
     identity = lambda t: t  # noqa: E731
 
-    def image(k):
-        def strip(i):
-            band = x[k:k + 1, ys[i]:ys[i] + th]
+    def strip(i):
+        band = x[:, ys[i]:ys[i] + th]
 
-            def column(j):  # one tile, weighted, columns first so that they concatenate along axis 0
-                t = forward(band[:, :, xs[j]:xs[j] + tw])[0] * wx[j][None, :, None]
-                return tf.transpose(t, [1, 0, 2])
+        def column(j):  # one tile, weighted, its columns first so that they concatenate along axis 0
+            t = forward(band[:, :, xs[j]:xs[j] + tw]) * (wy[i][:, None, None] * wx[j][None, :, None])
+            return tf.transpose(t, [2, 0, 1, 3])  # [tw s, N, th s, 3]
 
-            cols = overlap_add(tf.size(xs), xs * scale, column, [tw * scale, th * scale, 3], identity, tf.float32)
-            return tf.transpose(cols, [1, 0, 2]) * wy[i][:, None, None]
+        cols = overlap_add(tf.size(xs), xs * scale, column, [tw * scale, n, th * scale, 3], identity, tf.float32)
+        return tf.transpose(cols, [2, 1, 0, 3])  # [th s, N, W s, 3]
 
-        return overlap_add(tf.size(ys), ys * scale, strip, [th * scale, shape[2] * scale, 3], finish, out_dtype)
-
-    out = tf.TensorArray(out_dtype, size=shape[0], element_shape=tf.TensorShape([None, None, 3]))
-    _, out = tf.while_loop(lambda k, _: k < shape[0], lambda k, out: (k + 1, out.write(k, image(k))),
-                           (tf.constant(0), out), parallel_iterations=1)
-    return out.stack()
+    rows = overlap_add(tf.size(ys), ys * scale, strip, [th * scale, n, shape[2] * scale, 3], finish, out_dtype)
+    return tf.transpose(rows, [1, 0, 2, 3])  # for one image a reshape: TF moves no data for a size-1 axis
