@@ -31,6 +31,7 @@ from contracts import signatures
 from models import images, inference
 from models.inference import precision as precisions
 from models.inference import tiles
+from models.inference.tiles import sequential_loop
 from models.warmup_requests import write_warmup_file
 
 
@@ -88,8 +89,8 @@ class RestorationModule(tf.Module):
     def serve_bytes(self, image_bytes):
         n = tf.size(image_bytes)
         decoded = tf.TensorArray(tf.uint8, size=n, infer_shape=False, element_shape=tf.TensorShape([None, None, 3]))
-        decoded, sizes = _loop(n, lambda i, ta, hw: _decode_into(image_bytes[i], i, ta, hw),
-                               decoded, tf.TensorArray(tf.int32, size=n, element_shape=[2]))
+        decoded, sizes = sequential_loop(n, lambda i, ta, hw: _decode_into(image_bytes[i], i, ta, hw),
+                                         decoded, tf.TensorArray(tf.int32, size=n, element_shape=[2]))
         hw = tf.reshape(sizes.stack(), [-1, 2])
         # Images of one size form one batch for the generator; groups run one after the other (images of
         # different sizes in parallel loop iterations crash oneDNN's convolutions, TF 2.16 CPU).
@@ -99,11 +100,11 @@ class RestorationModule(tf.Module):
             members = tf.cast(tf.reshape(tf.where(tf.equal(group_of, g)), [-1]), tf.int32)
             restored = self._restore(images.tf_to_float(decoded.gather(members)), images.tf_to_uint8, tf.uint8)
             # A loop over slices, not map_fn, which would first copy the whole batch into a list.
-            return _loop(tf.size(members), lambda j, pngs: (pngs.write(members[j], tf.io.encode_png(restored[j])),),
-                         pngs)
+            encode = lambda j, pngs: (pngs.write(members[j], tf.io.encode_png(restored[j])),)  # noqa: E731
+            return sequential_loop(tf.size(members), encode, pngs)
 
-        (pngs,) = _loop(tf.size(groups, out_type=tf.int32), restore_group,
-                        tf.TensorArray(tf.string, size=n, element_shape=[]))
+        (pngs,) = sequential_loop(tf.size(groups, out_type=tf.int32), restore_group,
+                                  tf.TensorArray(tf.string, size=n, element_shape=[]))
         out_hw = hw * self.scale
         return {signatures.BYTES: tf.reshape(pngs.stack(), [-1]), signatures.HEIGHT: out_hw[:, 0],
                 signatures.WIDTH: out_hw[:, 1]}
@@ -112,13 +113,6 @@ class RestorationModule(tf.Module):
 def _decode_into(data, i, decoded, sizes):
     img = images.tf_decode_rgb8(data)
     return decoded.write(i, img), sizes.write(i, tf.shape(img)[:2])
-
-
-def _loop(count, body, *state):
-    """state after body(i, *state) for i in range(count), one iteration at a time."""
-    out = tf.while_loop(lambda i, *_: i < count, lambda i, *s: (i + 1, *body(i, *s)), (tf.constant(0), *state),
-                        parallel_iterations=1)
-    return out[1:]
 
 
 def export_generator(generator, export_dir: str, config, size_multiple: int = 1) -> str:
