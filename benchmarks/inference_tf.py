@@ -3,9 +3,10 @@ process-wide and fixed at start-up), timed on LR squares, with its output fideli
 
     python -m benchmarks.inference_tf --variant savedmodel_fp32 --sizes 128,256 --runs 5
 
-Variants (VARIANTS): the exported SavedModel in float32 (the product path), the same model through
-oneDNN's graph-level bfloat16 auto mixed precision, a Keras `mixed_bfloat16` rebuild, XLA, an
-inference graph with batch norm folded into the convolutions (with and without bfloat16), TFLite.
+Variants (VARIANTS): the exported SavedModel (the product path: models/export.py serving the inference
+graph of models/inference) in float32 and with export.precision=bfloat16, the same model through
+oneDNN's graph-level bfloat16 auto mixed precision, the Keras model, a Keras `mixed_bfloat16` rebuild,
+XLA, the bare inference graph (batch norm folded, with and without bfloat16), TFLite.
 Speed is timed on the paper's architecture with the preset's seeded initialisation (speed does not
 depend on the values). The fidelity figures (PSNR cost against float32) need trained weights to mean
 anything: --fidelity_model applies the same variant to a trained generator (a pushed SavedModel, with
@@ -21,7 +22,7 @@ import numpy as np
 
 from benchmarks import common
 
-VARIANTS = ("savedmodel_fp32", "keras_fp32", "frozen_fp32", "xla_fp32", "folded_fp32", "amp_bf16",
+VARIANTS = ("savedmodel_fp32", "savedmodel_bf16", "keras_fp32", "frozen_fp32", "xla_fp32", "folded_fp32", "amp_bf16",
             "savedmodel_amp_bf16", "frozen_amp_bf16", "mixed_bf16", "frozen_mixed_bf16", "xla_mixed_bf16",
             "folded_bf16", "folded_amp_bf16", "tflite_fp32")
 AMP_VARIANTS = ("amp_bf16", "savedmodel_amp_bf16", "frozen_amp_bf16", "folded_amp_bf16")
@@ -44,8 +45,15 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.variant in AMP_VARIANTS + ("folded_bf16",):
+    if args.variant in AMP_VARIANTS + ("folded_bf16", "savedmodel_bf16"):
         os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+    if args.variant == "savedmodel_bf16":
+        from models.inference.precision import cpu_has_bf16
+
+        if not cpu_has_bf16():
+            print("SKIP: savedmodel_bf16: this CPU has no native bfloat16 (AVX512_BF16, AMX), where the export "
+                  "refuses export.precision=bfloat16", flush=True)
+            return 0
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
@@ -116,13 +124,14 @@ def make_variant(name: str, cfg, model):
     """A callable float32 [1, H, W, 3] tensor -> numpy output for the named variant."""
     import tensorflow as tf
 
-    if name in ("savedmodel_fp32", "savedmodel_amp_bf16"):
+    if name in ("savedmodel_fp32", "savedmodel_bf16", "savedmodel_amp_bf16"):
         from contracts import signatures
         from models import export
         from models.networks import generator_size_multiple
 
         d = tempfile.mkdtemp(prefix="bench_sm_")
-        export.export_generator(model, d, cfg, generator_size_multiple(cfg))
+        precision = "bfloat16" if name == "savedmodel_bf16" else "float32"
+        export.export_generator(model, d, cfg.override({"export.precision": precision}), generator_size_multiple(cfg))
         fn = tf.saved_model.load(d).signatures[signatures.RESTORE]
         return lambda x: fn(images=x)["images"].numpy()
     if name in ("keras_fp32", "amp_bf16", "xla_fp32"):
@@ -138,9 +147,9 @@ def make_variant(name: str, cfg, model):
         f = tf.function(fn, jit_compile=name == "xla_mixed_bf16")
         return lambda x: f(x).numpy()
     if name in ("folded_fp32", "folded_bf16", "folded_amp_bf16"):
-        from benchmarks import folded_srresnet
+        from models.inference import srresnet
 
-        f = tf.function(folded_srresnet.inference_fn(model, cfg, tf.bfloat16 if name == "folded_bf16" else tf.float32))
+        f = tf.function(srresnet.inference_fn(model, cfg, tf.bfloat16 if name == "folded_bf16" else tf.float32))
         return lambda x: f(x).numpy()
     if name == "tflite_fp32":
         return tflite_runner(model)

@@ -26,9 +26,11 @@ TORCH_FP32 = "fp32"
 PSNR_BUDGET_DB = 0.05  # the largest acceptable PSNR cost of a faster variant
 # XLA's CPU convolutions and TFLite's XNNPACK measured 3-5x slower than oneDNN here; they stay
 # available with --tf_variants (xla_fp32, xla_mixed_bf16, tflite_fp32).
-TF_VARIANTS = ("savedmodel_fp32", "keras_fp32", "frozen_fp32", "folded_fp32", "amp_bf16", "frozen_amp_bf16",
-               "mixed_bf16", "folded_bf16", "folded_amp_bf16")
-QUICK_TF_VARIANTS = ("savedmodel_fp32", "folded_fp32", "mixed_bf16", "folded_amp_bf16")
+TF_BF16 = "savedmodel_bf16"  # the product path with export.precision=bfloat16 (skipped on CPUs without it)
+TF_VARIANTS = ("savedmodel_fp32", "savedmodel_bf16", "keras_fp32", "frozen_fp32", "folded_fp32", "amp_bf16",
+               "frozen_amp_bf16", "mixed_bf16", "folded_bf16", "folded_amp_bf16")
+QUICK_TF_VARIANTS = ("savedmodel_fp32", "savedmodel_bf16", "folded_fp32", "mixed_bf16", "folded_amp_bf16")
+EXPORT_VS_TORCH_BF16 = 0.75  # the bfloat16 export against PyTorch's fastest (issue 16)
 
 
 def parse_args(argv=None):
@@ -213,6 +215,27 @@ def _targets(tf_recs, torch_recs, fid, size) -> List[str]:
                      f"({cost}) vs PyTorch {fast_theirs['variant']} {common.fmt_ms(fast_theirs['median_s'])} ms: "
                      f"ratio {ratio:.2f} (target <= 1.0 with cost < {PSNR_BUDGET_DB} dB: "
                      f"{'met' if ratio <= 1.0 else 'NOT met'})")
+    lines += _export_lines(tf_recs, fast_theirs, size)
+    return lines
+
+
+def _export_lines(tf_recs, fast_theirs, size) -> List[str]:
+    """The exported SavedModel against the fastest in-process graph of the same precision, and its
+    bfloat16 form against PyTorch's fastest."""
+    lines = []
+    for export, bf16 in ((TF_FP32, False), (TF_BF16, True)):
+        ours = _by(tf_recs, export, size)
+        best = min((r for r in tf_recs if r["size"] == size and ("bf16" in r["variant"]) == bf16
+                    and r["variant"] != export), key=lambda r: r["median_s"], default=None)
+        if ours and best:
+            lines.append(f"- {size}x{size} export {export} {common.fmt_ms(ours['median_s'])} ms vs the fastest "
+                         f"in-process {'bf16' if bf16 else 'fp32'} variant {best['variant']} "
+                         f"{common.fmt_ms(best['median_s'])} ms: {ours['median_s'] / best['median_s']:.2f}x")
+    ours = _by(tf_recs, TF_BF16, size)
+    if ours and fast_theirs:
+        ratio = ours["median_s"] / fast_theirs["median_s"]
+        lines.append(f"- {size}x{size} export {TF_BF16} vs PyTorch {fast_theirs['variant']}: ratio {ratio:.2f} "
+                     f"(target <= {EXPORT_VS_TORCH_BF16}: {'met' if ratio <= EXPORT_VS_TORCH_BF16 else 'NOT met'})")
     return lines
 
 

@@ -151,17 +151,18 @@ def start_server(work: str, name: str, threads: int, model_dir: str, model_name:
 
 def first_request(args, work: str, model_dir: str, png: bytes) -> list:
     """First request after the version is AVAILABLE, in a fresh server, without then with warm-up."""
-    from serving import warmup
+    from contracts.serving_layout import WARMUP_FILE
+    from models.warmup_requests import write_requests
 
     plain = os.path.join(work, "no_warmup")
     shutil.copytree(model_dir, plain)
-    if os.path.exists(os.path.join(plain, warmup.WARMUP_FILE)):
-        os.remove(os.path.join(plain, warmup.WARMUP_FILE))
+    if os.path.exists(os.path.join(plain, WARMUP_FILE)):
+        os.remove(os.path.join(plain, WARMUP_FILE))
     warmed, origin = model_dir, "the export's own"
-    if not os.path.exists(os.path.join(model_dir, warmup.WARMUP_FILE)):
+    if not os.path.exists(os.path.join(model_dir, WARMUP_FILE)):
         warmed, origin = os.path.join(work, "with_warmup"), f"one {args.size}x{args.size} serving_default request"
         shutil.copytree(model_dir, warmed)
-        warmup.write_requests(os.path.join(warmed, warmup.WARMUP_FILE),
+        write_requests(os.path.join(warmed, WARMUP_FILE),
                               [("serving_default", {"image_bytes": np.array([png], dtype=object)})])
     records = []
     for label, path in (("without warm-up", plain), ("with warm-up", warmed)):

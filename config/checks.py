@@ -73,9 +73,11 @@ def check_rules(cfg) -> None:
         raise ConfigError("train.warmup_steps + train.gan_steps must be >= 1 (nothing would be trained)")
     if t.lr_schedule == "step" and t.lr_decay_steps < 1:
         raise ConfigError("train.lr_schedule=step halves the rate every train.lr_decay_steps: set it >= 1")
-    if cfg.serving.tile_size and cfg.serving.tile_overlap >= cfg.serving.tile_size:
-        raise ConfigError(f"serving.tile_overlap {cfg.serving.tile_overlap} must be smaller than "
-                          f"serving.tile_size {cfg.serving.tile_size}")
+    for name in ("serving", "export"):  # the client's tiles and the served graph's
+        tiles = getattr(cfg, name)
+        if tiles.tile_size and tiles.tile_overlap >= tiles.tile_size:
+            raise ConfigError(f"{name}.tile_overlap {tiles.tile_overlap} must be smaller than "
+                              f"{name}.tile_size {tiles.tile_size}")
     check_cron(cfg.kubeflow.cron, "kubeflow.cron")
     check_kubeflow_trainer(cfg)
 

@@ -20,6 +20,7 @@ from config.sections import (
     SECTIONS,
     DataConfig,
     EvalConfig,
+    ExportConfig,
     KubeflowConfig,
     LossConfig,
     ModelConfig,
@@ -44,6 +45,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     serving: ServingConfig = field(default_factory=ServingConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
     kubeflow: KubeflowConfig = field(default_factory=KubeflowConfig)
     # Where a local run writes: pipeline root (artifacts), ML Metadata sqlite, TensorBoard logs.
     run_root: str = os.path.join(REPO_ROOT, "runs")

@@ -15,6 +15,7 @@ PERCEPTUAL_NETS = ("", "vgg16", "vgg19")  # "" disables the perceptual loss
 ADVERSARIAL_LOSSES = ("bce", "wgan-gp", "ragan")
 LR_SCHEDULES = ("constant", "step", "linear")
 SR_SCALES = (2, 4, 8)
+PRECISIONS = ("float32", "bfloat16", "float16")  # export.precision
 
 
 def setting(default, **checks):
@@ -183,6 +184,19 @@ class ServingConfig:
 
 
 @dataclass
+class ExportConfig:
+    # Arithmetic of the served graph (models/inference): float32; bfloat16 on CPUs with native bfloat16
+    # (AVX512_BF16 or AMX; ARM BF16); float16 on GPUs. The export refuses a precision the exporting
+    # machine cannot run at speed (models/inference/precision.py).
+    precision: str = setting("float32", choices=PRECISIONS)
+    # The served graph restores inputs with a side above tile_size (input pixels) in overlapping tiles
+    # of at most tile_size, so a request's memory is set by the tile, not the image; 0: whole images.
+    # 256 keeps SRResNet 16x64 under ~1.5 GB per request at any size (docs/serving.md).
+    tile_size: int = setting(256, min=0)
+    tile_overlap: int = setting(32, min=0)  # input pixels; above the generator's receptive radius
+
+
+@dataclass
 class KubeflowConfig:
     image: str = "ghcr.io/example/gan-restoration:0.1.0"
     pipeline_root: str = "gs://your-bucket/gan-restoration"
@@ -217,4 +231,5 @@ class KubeflowConfig:
 
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig, "train": TrainConfig,
-            "eval": EvalConfig, "serving": ServingConfig, "kubeflow": KubeflowConfig}
+            "eval": EvalConfig, "serving": ServingConfig, "export": ExportConfig,
+            "kubeflow": KubeflowConfig}

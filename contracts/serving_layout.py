@@ -34,6 +34,9 @@ TMP_PREFIX = ".tmp-"
 # (assets.extra/ is where TF Serving expects, and ignores, extras).
 SOURCE_FILE = posixpath.join("assets.extra", "pushed_from.txt")
 TRAINING_RUN_FILE = posixpath.join("assets.extra", "training_run.json")
+# TF Serving's warm-up requests: a TFRecord of PredictionLog protos it replays after loading a version,
+# before the version is AVAILABLE (models/warmup_requests.py writes it at export).
+WARMUP_FILE = posixpath.join("assets.extra", "tf_serving_warmup_requests")
 # A push copies a model in seconds; a temporary directory untouched for this long belongs to a killed one.
 STALE_TMP_S = 3600
 _RENAME_ATTEMPTS = 5

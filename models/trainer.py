@@ -64,8 +64,10 @@ def train_and_export(cfg: Config, train_files: Sequence[str], eval_files: Sequen
                      base_model: str = "") -> str:
     """Train (or resume) to `warmup_steps + gan_steps` generator steps, then export the generator."""
     from models.export import export_generator
+    from models.inference.precision import check_supported
     from models.networks import generator_size_multiple
 
+    check_supported(cfg.export.precision)  # before the first step, not after the last one
     t = cfg.train
     run = training_run(cfg, train_files, eval_files)
     checkpoint_dir = os.path.join(cfg.checkpoint_root, run)

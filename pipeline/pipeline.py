@@ -153,7 +153,7 @@ def evaluation_components(cfg: Config, transform, trainer, resolver=None) -> Ord
 CONFIG_VIEWS = {
     "example_gen": ("data",),
     "transform": ("data", "model.scale"),
-    "trainer": ("data", "model", "loss", "train", "eval.max_images", "eval.report_images"),
+    "trainer": ("data", "model", "loss", "train", "export", "eval.max_images", "eval.report_images"),
     "evaluator": ("data", "model.scale", "eval"),
 }
 CODE = {

@@ -1,12 +1,9 @@
 """Tiled inference for images too large for one forward pass (or one gRPC message).
 
-The image is cut into equally sized, overlapping tiles (the last tile of a row/column is shifted back
-to end at the border, so every tile has the same shape and tiles can be batched). Each tile is
-restored by `restore_fn`, and the outputs are blended with a smooth weight window: on each side
-that touches another tile the weight is 0 over the outer quarter of the overlap (where the
-generator's zero padding corrupts the output), rises along a raised cosine over the middle half and
-is 1 beyond. Image borders keep weight 1 (nothing to blend with there). Weights are normalised by
-their sum, so no seam and no brightness change shows.
+The image is cut into equally sized, overlapping tiles spread evenly over it (so tiles can be batched),
+each tile is restored by `restore_fn`, and the outputs are blended with smooth weight windows, normalised
+by their sum, so no seam and no brightness change shows. The geometry and the windows are
+models/tile_geometry.py's, which the served graph uses for its own tiles too (models/inference/tiles.py).
 
 `restore_fn(batch)` takes float32 [N, h, w, 3] in [0, 1] and returns float32 [N, h*s, w*s, 3]; the
 scale s is read from its output, so the same code serves SR (x4) and deblurring (x1), a local
@@ -18,38 +15,9 @@ from typing import Callable, List, Tuple
 
 import numpy as np
 
+from models.tile_geometry import tile_grid, window_1d
+
 RestoreFn = Callable[[np.ndarray], np.ndarray]
-
-
-def tile_starts(length: int, tile: int, overlap: int) -> List[int]:
-    """Start offsets covering [0, length) with tiles of `tile` that overlap by at least `overlap`."""
-    if tile >= length:
-        return [0]
-    if overlap >= tile:
-        raise ValueError(f"tile overlap {overlap} must be smaller than the tile size {tile}")
-    step = tile - overlap
-    starts = list(range(0, length - tile, step))
-    starts.append(length - tile)  # last tile ends exactly at the border
-    return starts
-
-
-def ramp(overlap_out: int) -> np.ndarray:
-    """Weights rising from 0 to 1 across an overlap of `overlap_out` output pixels: zero over the
-    outer quarter, raised cosine over the middle half, then (implicitly) 1."""
-    margin = overlap_out // 4
-    rise = max(overlap_out - 2 * margin, 1)
-    t = (np.arange(rise, dtype=np.float64) + 0.5) / rise
-    return np.concatenate([np.zeros(margin), 0.5 - 0.5 * np.cos(np.pi * t)])
-
-
-def window_1d(size: int, overlap_out: int, taper_start: bool, taper_end: bool) -> np.ndarray:
-    w = np.ones(size, dtype=np.float64)
-    r = ramp(min(overlap_out, size // 2))
-    if taper_start:
-        w[: len(r)] = np.minimum(w[: len(r)], r)
-    if taper_end:
-        w[size - len(r):] = np.minimum(w[size - len(r):], r[::-1])
-    return w
 
 
 def restore_tiled(image: np.ndarray, restore_fn: RestoreFn, tile_size: int, overlap: int,
@@ -64,10 +32,7 @@ def restore_tiled(image: np.ndarray, restore_fn: RestoreFn, tile_size: int, over
     h, w = image.shape[:2]
     if tile_size <= 0 or (tile_size >= h and tile_size >= w):
         return np.asarray(restore_fn(image[None]), dtype=np.float32)[0]
-    if overlap < 0:
-        raise ValueError(f"tile overlap must be >= 0, got {overlap}")
-    th, tw = min(tile_size, h), min(tile_size, w)
-    ys, xs = tile_starts(h, th, overlap), tile_starts(w, tw, overlap)
+    (th, ys), (tw, xs) = tile_grid(h, tile_size, overlap), tile_grid(w, tile_size, overlap)
     boxes: List[Tuple[int, int]] = [(y, x) for y in ys for x in xs]
 
     out = acc = None

@@ -69,6 +69,8 @@ def test_fingerprint_ignores_logging_cadence_but_not_training_settings():
     ({"serving.max_concurrent_pixels": 0}, "serving.max_concurrent_pixels must be >= 1; got 0"),
     ({"serving.rest_read_timeout_s": 0}, "serving.rest_read_timeout_s must be > 0"),
     ({"serving.rest_backlog": 0}, "serving.rest_backlog must be >= 1"),
+    ({"export.tile_size": 64, "export.tile_overlap": 64}, "export.tile_overlap 64 must be smaller"),
+    ({"export.precision": "int8"}, "export.precision must be one of 'float32', 'bfloat16', 'float16'; got 'int8'"),
     ({"kubeflow.cron": "0 3 * * 0"}, "kubeflow.cron needs 6 fields"),
     ({"train.warmup_steps": 0, "train.gan_steps": 0}, "nothing would be trained"),
     ({"train.lr_schedule": "step", "train.lr_decay_steps": 0}, "train.lr_decay_steps"),

@@ -96,7 +96,8 @@ def test_model_store_loads_new_versions_then_unloads_old_and_survives_a_broken_p
     base = tmp_path / "deblurgan"
     shutil.copytree(smoke_export, base / "1")
     (base / "0007.partial").mkdir()  # not an integer version: ignored
-    store = ModelStore(max_pixels=10_000, model_base=str(tmp_path))
+    # Above the exports' 128x128 warm-up request, which a version must run before it is AVAILABLE.
+    store = ModelStore(max_pixels=20_000, model_base=str(tmp_path))
     store.poll_once()
     assert store.get("deblurgan").version == 1
     (base / "3").mkdir()
@@ -114,8 +115,8 @@ def test_model_store_loads_new_versions_then_unloads_old_and_survives_a_broken_p
         store.get("deblurgan", 1)
     assert e.value.code == grpc.StatusCode.NOT_FOUND
     # The pixel limit is checked from the header, before any decoding.
-    big = images.encode_png(np.zeros((101, 100, 3), np.uint8))
-    with pytest.raises(ServingError, match="10100 pixels"):
+    big = images.encode_png(np.zeros((151, 150, 3), np.uint8))
+    with pytest.raises(ServingError, match="22650 pixels"):
         store.get("deblurgan").predict("", {"image_bytes": np.array([big], dtype=object)})
 
 

@@ -68,12 +68,13 @@ def grpc_client(server, model="smoke"):
 
 
 def copy_with_warmup(src: str, dst: str, requests=None, raw: bytes = b"") -> str:
-    from serving import warmup
+    from contracts.serving_layout import WARMUP_FILE
+    from models.warmup_requests import write_requests
 
     shutil.copytree(src, dst)
-    path = os.path.join(dst, warmup.WARMUP_FILE)
+    path = os.path.join(dst, WARMUP_FILE)
     if requests is not None:
-        warmup.write_requests(path, requests)
+        write_requests(path, requests)
     else:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "wb") as f:

@@ -311,7 +311,7 @@ def test_slow_connections_and_100_clients_never_starve_health_checks(server):
 
 def test_client_tiles_over_grpc_like_untiled_restoration(server, tmp_path):
     from cli import main as cli
-    from serving import tiling
+    from models.tile_geometry import tile_grid
     from serving.client import restore_image
 
     # Two tiles of one photograph side by side: 128 x 210.
@@ -320,7 +320,7 @@ def test_client_tiles_over_grpc_like_untiled_restoration(server, tmp_path):
     with grpc_client(server) as g:
         whole = restore_image(lr, g, tile_size=0)
         tiled = restore_image(lr, g, tile_size=96, overlap=32, batch=4)
-    assert len(tiling.tile_starts(128, 96, 32)) * len(tiling.tile_starts(210, 96, 32)) == 6
+    assert len(tile_grid(128, 96, 32)[1]) * len(tile_grid(210, 96, 32)[1]) == 6
     assert tiled.shape == whole.shape == (512, 840, 3)
     diff = np.abs(whole.astype(int) - tiled.astype(int))
     mse = np.mean(diff.astype(np.float64) ** 2)

@@ -1,24 +1,9 @@
-"""Tiled inference: geometry, blending, and agreement with untiled inference on real images."""
+"""Tiled inference on the client: blending, and agreement with untiled inference on real images (the
+geometry and windows it shares with the served graph: tests/test_tile_geometry.py)."""
 import numpy as np
 import pytest
 
 from serving import tiling
-
-
-@pytest.mark.parametrize("length,tile,overlap", [(100, 32, 8), (33, 32, 8), (32, 32, 8), (20, 32, 8), (257, 64, 0)])
-def test_tile_starts_cover_the_axis_with_the_overlap(length, tile, overlap):
-    starts = tiling.tile_starts(length, tile, overlap)
-    t = min(tile, length)
-    assert starts[0] == 0 and starts[-1] + t == length
-    for a, b in zip(starts, starts[1:], strict=False):
-        assert 0 < b - a <= t - overlap  # consecutive tiles overlap by at least `overlap`
-
-
-def test_window_is_smooth_zero_at_inner_edges_and_one_at_image_borders():
-    w = tiling.window_1d(64, 16, taper_start=True, taper_end=False)
-    assert w[0] == 0 and w[-1] == 1 and np.all(np.diff(w) >= 0)
-    assert np.all(w[16:] == 1)
-    assert np.all(tiling.window_1d(64, 16, False, False) == 1)
 
 
 def _nearest_x(scale):
@@ -41,7 +26,8 @@ def test_tiled_equals_whole_image_for_a_position_independent_function(scale):
     whole = _nearest_x(scale)(img[None])[0]
     assert tiled.shape == (70 * scale, 101 * scale, 3)
     np.testing.assert_allclose(tiled, whole, atol=1e-6)
-    assert len(calls) > 1 and all(c[1:] == (32, 32, 3) for c in calls)  # equal-size tiles, batched
+    assert len(calls) > 1 and len(set(calls[:-1])) == 1  # equal-size tiles, batched
+    assert all(c[1:] == calls[0][1:] and max(c[1:3]) <= 32 for c in calls)
 
 
 def test_small_image_and_bad_arguments():

@@ -127,6 +127,19 @@ def test_missing_vgg_weights_fail_before_training(transformed_sr, tmp_path):
     assert not (tmp_path / "ckpt").exists() and not (tmp_path / "run").exists()
 
 
+def test_an_export_precision_this_machine_cannot_run_fails_before_training(transformed_sr, tmp_path):
+    import tensorflow as tf
+
+    from config import ConfigError
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("float16 is the export precision of GPU machines; this one has a GPU")
+    cfg = fixture_config("sr", **{"export.precision": "float16", "train.checkpoint_root": str(tmp_path / "ckpt")})
+    with pytest.raises(ConfigError, match="export.precision=float16 is for GPUs"):
+        _run(transformed_sr, tmp_path, cfg)
+    assert not (tmp_path / "ckpt").exists() and not (tmp_path / "run").exists()
+
+
 # -- a short deblur run in the TFX Trainer executor: phases, TensorBoard, checkpoints, export---------------------------
 
 @pytest.mark.slow

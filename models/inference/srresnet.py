@@ -1,5 +1,6 @@
-"""An inference-only graph of a trained SRResNet, rewritten for oneDNN on CPU, optionally in bfloat16
-end to end (weights cast once, not per call as a Keras mixed policy does). Three exact rewrites:
+"""SRResNet's inference graph (what the export serves): the trained Keras generator rewritten for
+oneDNN on CPU (and cuDNN), in float32 or end to end in a reduced precision (weights cast once, not per
+call as a Keras mixed policy does). Three exact rewrites:
 
 - batch norm folded into the convolutions:
       BN(conv(x, W) + b) = conv(x, W * s) + (b - mean) * s + beta,   s = gamma / sqrt(var + eps);
@@ -10,8 +11,9 @@ end to end (weights cast once, not per call as a Keras mixed policy does). Three
   outputs use 12/16 for 23% more multiply-adds (the kernel's zero taps);
 - PReLU as max(x, a * x) (two elementwise passes instead of four) when every slope is in [0, 1].
 
-Same numbers as the Keras model in float32 up to rounding (tests/test_benchmarks.py checks it). Used by
-the inference benchmark to measure what these rewrites and precision buy; not part of the product.
+Weights are graph constants (grappler folds them, oneDNN caches them reordered), ops in the order TF's
+oneDNN remapper fuses (Conv2D + BiasAdd [+ Add]). Same numbers as the Keras model in float32 up to
+rounding (tests/test_inference_graph.py).
 """
 from __future__ import annotations
 
