@@ -129,7 +129,7 @@ def test_killed_worker_and_restarted_cluster_resume_from_the_chiefs_checkpoint(t
     for p in procs:
         assert p.wait(timeout=900) == 0, "\n".join(line for log in logs for line in log.lines[-40:])
     for log in logs:
-        log.wait_for("exported the generator to")  # its last line: all of its log is in
+        log.wait_for("exported the generator of run")  # its last line: all of its log is in
         text = log.text()
         assert re.search(rf"resumed from {re.escape(checkpoint_dir)}/ckpt-{killed_at} at step {killed_at} "
                          r"\(gan phase\)", text), text[-3000:]
