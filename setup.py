@@ -19,12 +19,13 @@ setup(
         "dill",  # tfx-bsl 1.16 imports it; recent Beam no longer depends on it
         "pillow",
         "simplejpeg",  # ingestion's strict JPEG check (components/image_check.py)
+        "pandas",  # the C number parser of REST request bodies (serving/json_tensors.py)
         "numpy<2",
     ],
     extras_require={
         # Without the kfp extra the resolver picks an ancient kfp 1.x.
         "kfp": ["tfx[kfp]==1.16.0"],
-        "dev": ["pytest", "pytest-timeout", "scikit-image", "ruff"],
+        "dev": ["pytest", "pytest-timeout", "scikit-image", "ruff", "prometheus-client"],
     },
     entry_points={"console_scripts": ["gan-restore=cli.main:main"]},
 )
